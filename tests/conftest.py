@@ -1,0 +1,38 @@
+"""Shared fixtures.
+
+The PhysioNet copies live in ../shared/data beside the checkout (or wherever
+$ECG_JAX_DATA points). Tests that need them use the `shared_data_dir`
+fixture: outside CI a missing folder skips those tests with a reason; in CI
+(CI=true) it is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def find_shared_data() -> pathlib.Path | None:
+    env = os.environ.get("ECG_JAX_DATA")
+    candidates = [pathlib.Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "mitdb").is_dir() and (c / "nstdb").is_dir():
+            return c.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> pathlib.Path:
+    path = find_shared_data()
+    if path is None:
+        msg = ("PhysioNet data not found: looked in $ECG_JAX_DATA and "
+               f"{REPO_ROOT.parent / 'shared' / 'data'} (need mitdb/ and nstdb/)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + " -- required when CI=true")
+        pytest.skip(msg)
+    return path
