@@ -79,3 +79,24 @@ def smoke_overrides(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.train.epochs = 3
     c.train.checkpoint_every = 1
     return c
+
+
+def parse_arg(arg: str | None, valid: tuple[str, ...]) -> set[str]:
+    """Config-file arguments: `configs/x.py:smoke` or `configs/ciadnet.py:channel,smoke`."""
+    tokens = {t.strip() for t in (arg or "").replace("+", ",").split(",") if t.strip()}
+    unknown = tokens - set(valid)
+    if unknown:
+        raise ValueError(f"unknown config argument(s) {sorted(unknown)}; valid: {', '.join(valid)}")
+    return tokens
+
+
+def network_config(model: str, arg: str | None, **model_kwargs) -> ml_collections.ConfigDict:
+    """The protocol config for one network of models.md; arg "smoke" shrinks it."""
+    tokens = parse_arg(arg, ("smoke",))
+    c = base_config()
+    c.experiment = model
+    c.model = model
+    c.model_kwargs = ml_collections.ConfigDict(model_kwargs)
+    if "smoke" in tokens:
+        c = smoke_overrides(c)
+    return c

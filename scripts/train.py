@@ -1,0 +1,49 @@
+"""Train every seed (and dataset) of a config in one compiled program, then evaluate.
+
+  python scripts/train.py --config configs/dancer.py:smoke --workdir /tmp/w
+  python scripts/train.py --config configs/unet.py --workdir runs/unet \
+      --config.seeds=3 --config.noise_types=emb --config.snr_levels=-4,0
+  python scripts/train.py --workdir runs/unet      # resume an interrupted run
+
+With `--workdir` alone the run resumes from `<workdir>/config.json` and the
+last checkpoint. Set the PhysioNet folder with --config.data.data_dir=DIR or
+$ECG_JAX_DATA; without one the built-in synthetic source is used (and said so).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.config_utils import load_config_json  # noqa: E402
+from ecg_jax.errors import ConfigError  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<network>.py[:smoke]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
+
+
+@run_main
+def main(argv):
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax.train.loop import train_and_evaluate
+
+    config = _CONFIG.value
+    saved = os.path.join(_WORKDIR.value, "config.json")
+    if config is None:
+        if not os.path.exists(saved):
+            raise ConfigError(f"no --config given and no {saved} to resume from; "
+                              "pass --config configs/<network>.py")
+        config = load_config_json(saved)
+    rows = train_and_evaluate(config, _WORKDIR.value)
+    from ecg_jax.results import print_rows
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    app.run(main)
