@@ -60,8 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     b = ml_collections.ConfigDict()
     b.fft_threshold = 0.0012
-    b.dwt_threshold = 0.074
-    b.dwt_wavelet = "db8"
+    b.dwt_threshold = 0.074   # db8 wavelet, maximum level (ecg_jax/baselines.py)
     b.threshold_search = False  # option: pick thresholds per dataset on training windows
     c.baselines = b
     return c

@@ -36,3 +36,11 @@ def shared_data_dir() -> pathlib.Path:
             pytest.fail(msg + " -- required when CI=true")
         pytest.skip(msg)
     return path
+
+
+def pytest_sessionstart(session) -> None:
+    """In CI, a missing data folder stops the whole run before any test: loud, not skipped."""
+    if os.environ.get("CI", "").lower() == "true" and find_shared_data() is None:
+        raise pytest.UsageError(
+            "CI=true but the PhysioNet copies were not found in $ECG_JAX_DATA or "
+            f"{REPO_ROOT.parent / 'shared' / 'data'}; CI must run with ../shared/data beside the checkout")

@@ -1,0 +1,203 @@
+"""results.jsonl: one JSON object per scored run, shared by baselines and networks.
+
+Row schema (readers ignore any other keys, e.g. "experiment", "n_test"):
+  method      str    method id: "fft", "dwt", "unet", ..., "ciadnet_base", ...
+  noise_type  str    one of NOISE_TYPES
+  snr_db      number input SNR in dB
+  seed        int | null   null for deterministic methods (FFT, DWT)
+  split       str    "reference" | "inter_patient"
+  source      str    "physionet" | "synthetic"
+  metrics     object exactly the METRIC_NAMES keys, floats (means over test windows)
+  diverged    bool   optional; always true when a metric is not finite
+
+JSON has no NaN/Infinity, so non-finite metrics are written as null and read
+back as NaN. A row's identity is (method, noise_type, snr_db, seed, split,
+source); when several files (or several lines) hold the same key, the one read
+last wins, so re-running an experiment and appending replaces its old numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from typing import Any, Iterable
+
+from ecg_jax.config_utils import NOISE_TYPES, SPLITS
+from ecg_jax.errors import DataError
+from ecg_jax.metrics import METRIC_NAMES
+
+RESULTS_FILENAME = "results.jsonl"
+DATA_SOURCES = ("physionet", "synthetic")
+
+METHOD_DISPLAY_NAMES = {
+    "fft": "FFT",
+    "dwt": "DWT",
+    "unet": "U-Net",
+    "dacnn": "DACNN",
+    "acdae": "ACDAE",
+    "ags_unet": "AGS-UNet",
+    "ciadnet": "CIADNet",
+    "dancer": "DANCER",
+    "ciadnet_base": "Baseline (U-Net)",
+    "ciadnet_channel": "+ Channel Shrink",
+    "ciadnet_spatial": "+ Spatial Shrink",
+}
+# The full CIADNet is the last row of the ablation table, under this name.
+ABLATION_DISPLAY_NAMES = {**METHOD_DISPLAY_NAMES, "ciadnet": "+ Channel & Spatial Shrink"}
+
+MAIN_TABLE_METHODS = ("fft", "dwt", "unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+ABLATION_METHODS = ("ciadnet_base", "ciadnet_channel", "ciadnet_spatial", "ciadnet")
+
+_METHOD_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_CORE_FIELDS = ("method", "noise_type", "snr_db", "seed", "split", "source", "metrics")
+
+
+def display_name(method: str) -> str:
+    return METHOD_DISPLAY_NAMES.get(method, method)
+
+
+def row_key(row: dict) -> tuple:
+    """The identity of a run; later rows with the same key replace earlier ones."""
+    return (row["method"], row["noise_type"], float(row["snr_db"]), row["seed"],
+            row["split"], row["source"])
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def make_row(method: str, noise_type: str, snr_db: float, seed: int | None, split: str,
+             source: str, metrics: dict[str, Any], **extra: Any) -> dict:
+    """A validated results row. Raises ValueError for a malformed field.
+
+    `metrics` must have exactly the METRIC_NAMES keys; numpy/jax scalars are
+    converted to float. A non-finite metric sets `diverged: true`.
+    """
+    if not isinstance(method, str) or not _METHOD_ID.match(method):
+        raise ValueError(f"method must be a lower-case id like 'unet', got {method!r}")
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+    if not _is_number(snr_db) or not math.isfinite(float(snr_db)):
+        raise ValueError(f"snr_db must be a finite number, got {snr_db!r}")
+    if seed is not None and not (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+        raise ValueError(f"seed must be an int or None, got {seed!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if source not in DATA_SOURCES:
+        raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
+    if set(metrics) != set(METRIC_NAMES):
+        missing, unknown = set(METRIC_NAMES) - set(metrics), set(metrics) - set(METRIC_NAMES)
+        raise ValueError(f"metrics keys must be {METRIC_NAMES}; missing {sorted(missing)}, "
+                         f"unknown {sorted(unknown)}")
+    clash = set(extra) & set(_CORE_FIELDS)
+    if clash:
+        raise ValueError(f"extra keys may not redefine core fields: {sorted(clash)}")
+    values = {}
+    for k in METRIC_NAMES:
+        try:
+            values[k] = float(metrics[k])
+        except (TypeError, ValueError):
+            raise ValueError(f"metric {k} must be a number, got {metrics[k]!r}") from None
+    snr = float(snr_db)
+    row = {
+        "method": method, "noise_type": noise_type,
+        "snr_db": int(snr) if snr.is_integer() else snr,
+        "seed": None if seed is None else int(seed),
+        "split": split, "source": source, "metrics": values,
+    }
+    row.update(extra)
+    if not all(math.isfinite(v) for v in values.values()):
+        row["diverged"] = True
+    return row
+
+
+def _to_json_line(row: dict) -> str:
+    metrics = {k: (v if math.isfinite(v) else None) for k, v in row["metrics"].items()}
+    return json.dumps({**row, "metrics": metrics}, allow_nan=False, default=_json_default)
+
+
+def _json_default(x: Any) -> Any:
+    # numpy scalars/arrays in extra keys
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def append_rows(path: str, rows: Iterable[dict]) -> None:
+    """Append rows as whole lines in one write, then flush and fsync.
+
+    A crash can lose the rows of this call but never leaves half a line.
+    """
+    text = "".join(_to_json_line(r) + "\n" for r in rows)
+    if not text:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _results_files(paths: Iterable[str] | str) -> list[str]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            p = os.path.join(p, RESULTS_FILENAME)
+        if not os.path.isfile(p):
+            raise DataError(f"no results file at {p}")
+        files.append(p)
+    return files
+
+
+def _parse_row(line: str, where: str) -> dict:
+    try:
+        raw = json.loads(line)
+        metrics = {k: (math.nan if v is None else v) for k, v in raw["metrics"].items()}
+        core = {k: raw[k] for k in _CORE_FIELDS if k != "metrics"}
+        extra = {k: v for k, v in raw.items() if k not in _CORE_FIELDS}
+        return make_row(metrics=metrics, **core, **extra)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise DataError(f"{where}: not a valid results row ({e})") from None
+
+
+def read_rows(paths: Iterable[str] | str) -> list[dict]:
+    """Rows of results.jsonl files (or directories holding one), in reading order.
+
+    A later row with the same key (see `row_key`) replaces an earlier one; the
+    list is ordered by each key's last occurrence. Blank lines are skipped; a
+    malformed line raises DataError naming the file and line.
+    """
+    merged: dict[tuple, dict] = {}
+    for path in _results_files(paths):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    row = _parse_row(line, f"{path}:{n}")
+                    key = row_key(row)
+                    merged.pop(key, None)  # keep the order of the newest occurrence
+                    merged[key] = row
+    return list(merged.values())
+
+
+def format_rows(rows: Iterable[dict]) -> str:
+    """A compact plain-text table of rows (method, dataset, seed, output SNR, RMSE, ...)."""
+    lines = [f"{'method':<18} {'noise':<5} {'in SNR':>6} {'seed':>5} {'out SNR dB':>10} {'RMSE mV':>9} "
+             f"{'SNRi dB':>8} {'PRD %':>8} {'cosine':>7}  source"]
+    for r in rows:
+        m = r["metrics"]
+        seed = "-" if r.get("seed") is None else str(r["seed"])
+        flag = "  DIVERGED" if r.get("diverged") else ""
+        lines.append(f"{r['method']:<18} {r['noise_type']:<5} {float(r['snr_db']):>6g} {seed:>5} "
+                     f"{m['snr_db']:>10.4f} {m['rmse']:>9.4f} {m['snr_improvement_db']:>8.4f} "
+                     f"{m['prd']:>8.2f} {m['cosine']:>7.4f}  {r['source']}/{r['split']}{flag}")
+    return "\n".join(lines)
+
+
+def print_rows(rows: Iterable[dict]) -> None:
+    print(format_rows(rows), flush=True)

@@ -1,0 +1,256 @@
+"""results.jsonl rows, the tables, the figures and scripts/make_tables.py on fixed numbers."""
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ecg_jax import figures, tables
+from ecg_jax.errors import DataError
+from ecg_jax.metrics import METRIC_NAMES
+from ecg_jax.results import append_rows, make_row, read_rows
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def metrics(snr, rmse):
+    m = {k: 0.5 for k in METRIC_NAMES}
+    m.update(snr_db=snr, rmse=rmse)
+    return m
+
+
+def row(method, snr_in, seed, snr, rmse, noise="emb", source="physionet", **extra):
+    return make_row(method=method, noise_type=noise, snr_db=snr_in, seed=seed, split="reference",
+                    source=source, metrics=metrics(snr, rmse), **extra)
+
+
+def fixed_rows():
+    """Hand-checkable numbers, deliberately given out of protocol order.
+
+    emb, input -4 dB:
+      FFT (deterministic) SNR 5.0, RMSE 0.01           -> best RMSE (lowest)
+      U-Net seeds 0,1,2: SNR 1,2,3 -> 2.0000 ± 1.0000; RMSE .1,.2,.3 -> 0.2000 ± 0.1000
+      DANCER seeds 0,1:  SNR 10,12 -> 11.0000 ± 1.4142 (sqrt 2)  -> best SNR (highest)
+                         RMSE .05,.07 -> 0.0600 ± 0.0141
+      CIADNet one seed:  SNR 4 -> "4.0000 (n=1)"
+    U-Net also at 0 dB; every other (method, level) cell is missing.
+    """
+    rows = [row("dancer", -4, 0, 10.0, 0.05), row("dancer", -4, 1, 12.0, 0.07),
+            row("ciadnet", -4, 0, 4.0, 0.5)]
+    rows += [row("unet", -4, s, v, r) for s, v, r in [(0, 1.0, 0.1), (1, 2.0, 0.2), (2, 3.0, 0.3)]]
+    rows += [row("unet", 0, s, 7.0 + s, 0.1) for s in range(3)]
+    rows += [row("fft", -4, None, 5.0, 0.01), row("fft", 2, None, 6.0, 0.02, noise="bw")]
+    rows += [row("ciadnet_base", -4, s, 3.0, 0.4) for s in range(2)]
+    return rows
+
+
+# ------------------------------------------------------------------ results.py
+
+def test_make_row_validates():
+    good = dict(method="unet", noise_type="emb", snr_db=-4, seed=0, split="reference",
+                source="physionet", metrics=metrics(1.0, 0.1))
+    r = make_row(**good, experiment="x")
+    assert r["experiment"] == "x" and r["snr_db"] == -4 and "diverged" not in r
+    for field, bad in [("noise_type", "white"), ("seed", True), ("seed", 1.5), ("split", "random"),
+                       ("source", "auto"), ("snr_db", "0"), ("snr_db", math.inf), ("method", "U-Net"),
+                       ("metrics", {"snr_db": 1.0}), ("metrics", {**metrics(1, 1), "extra": 1.0})]:
+        with pytest.raises(ValueError):
+            make_row(**{**good, field: bad})
+    flagged = make_row(**{**good, "metrics": metrics(math.nan, 0.1)})
+    assert flagged["diverged"] is True
+
+
+def test_append_read_roundtrip_nan_and_dedup(tmp_path):
+    path = tmp_path / "results.jsonl"
+    nan_row = row("unet", 0, 1, math.nan, math.nan)
+    append_rows(str(path), [row("unet", 0, 0, 1.0, 0.1), nan_row])
+    append_rows(str(path), [row("unet", 0, 0, 9.0, 0.9, experiment="rerun")])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[1])["metrics"]["snr_db"] is None  # valid JSON
+    rows = read_rows([str(tmp_path)])  # a directory works too
+    assert len(rows) == 2
+    rerun = [r for r in rows if r["seed"] == 0][0]
+    assert rerun["metrics"]["snr_db"] == 9.0 and rerun["experiment"] == "rerun"
+    diverged = [r for r in rows if r["seed"] == 1][0]
+    assert math.isnan(diverged["metrics"]["snr_db"]) and diverged["diverged"] is True
+
+
+def test_read_rows_errors(tmp_path):
+    with pytest.raises(DataError, match="no results file"):
+        read_rows([str(tmp_path)])
+    (tmp_path / "results.jsonl").write_text('{"method": "unet"}\n')
+    with pytest.raises(DataError, match="results.jsonl:1"):
+        read_rows(str(tmp_path / "results.jsonl"))
+
+
+# ------------------------------------------------------------------- tables.py
+
+def main_emb(tabs):
+    return next(t for t in tabs if t.kind == "main" and t.noise_type == "emb")
+
+
+def test_cells_mean_std_and_order():
+    t = main_emb(tables.build_tables(fixed_rows()))
+    assert [r.label for r in t.rows] == ["FFT", "U-Net", "CIADNet", "DANCER"]  # protocol order
+    assert t.levels == (-4.0, -2.0, 0.0, 2.0, 4.0)
+    cells = {r.label: r.cells for r in t.rows}
+    assert cells["U-Net"]["snr_db"][0].text() == "2.0000 ± 1.0000"
+    assert cells["U-Net"]["rmse"][0].text() == "0.2000 ± 0.1000"
+    assert cells["DANCER"]["snr_db"][0].text() == "11.0000 ± 1.4142"
+    assert cells["DANCER"]["rmse"][0].text() == "0.0600 ± 0.0141"
+    assert cells["FFT"]["snr_db"][0].text() == "5.0000"           # deterministic: one value
+    assert cells["CIADNet"]["snr_db"][0].text() == "4.0000 (n=1)"
+    assert cells["U-Net"]["snr_db"][1].text() == "—"              # missing, not invented
+    # Bold: highest SNR and lowest RMSE per column.
+    assert [r.label for r in t.rows if r.cells["snr_db"][0].bold] == ["DANCER"]
+    assert [r.label for r in t.rows if r.cells["rmse"][0].bold] == ["FFT"]
+    assert [r.label for r in t.rows if r.cells["snr_db"][2].bold] == ["U-Net"]
+
+
+def test_caption_content():
+    tabs = tables.build_tables(fixed_rows())
+    t = main_emb(tabs)
+    assert "emb" in t.caption and "1–3 runs per cell (uneven)" in t.caption
+    assert "reference protocol" in t.caption and "PhysioNet" in t.caption
+    assert "FFT: deterministic" in t.caption and "SYNTHETIC" not in t.caption
+    bw = next(x for x in tabs if x.noise_type == "bw")
+    assert [r.label for r in bw.rows] == ["FFT"] and "runs" not in bw.caption
+    synthetic = tables.build_tables([row("unet", 0, s, 1.0 + s, 0.1, source="synthetic") for s in range(10)])
+    assert len(synthetic) == 1 and synthetic[0].caption.startswith("SYNTHETIC data")
+    assert "10 runs" in synthetic[0].caption and "SYNTHETIC" in synthetic[0].title
+
+
+def test_diverged_runs_are_left_out_and_counted():
+    rows = [row("unet", 0, 0, 2.0, 0.1), row("unet", 0, 1, math.nan, math.nan), row("dacnn", 0, 0, math.nan, 0.1)]
+    t = tables.build_tables(rows)[0]
+    unet, dacnn = t.rows
+    assert unet.cells["snr_db"][2].text() == "2.0000 (n=1)" and dacnn.cells["snr_db"][2].text() == "—"
+    assert "2 run(s) with non-finite metrics (diverged) are left out" in t.caption
+    only_nan = tables.build_tables([row("unet", 0, 0, math.nan, math.nan)])[0]
+    assert "no run with finite metrics" in only_nan.caption
+
+
+def test_ablation_table():
+    abl = [t for t in tables.build_tables(fixed_rows()) if t.kind == "ablation"]
+    assert len(abl) == 1 and abl[0].noise_type == "emb"
+    assert [r.label for r in abl[0].rows] == ["Baseline (U-Net)", "+ Channel & Spatial Shrink"]
+    # Without ablation variants there is no ablation table.
+    assert not [t for t in tables.build_tables([row("ciadnet", 0, 0, 1.0, 0.1)]) if t.kind == "ablation"]
+
+
+def test_protocols_never_mix_and_extra_levels():
+    rows = fixed_rows() + [row("unet", 6, 0, 1.0, 0.1, source="synthetic")]
+    tabs = tables.build_tables(rows)
+    assert {(t.source, t.noise_type, t.kind) for t in tabs} == {
+        ("physionet", "emb", "main"), ("physionet", "bw", "main"), ("physionet", "emb", "ablation"),
+        ("synthetic", "emb", "main")}
+    assert next(t for t in tabs if t.source == "synthetic").levels == (-4, -2, 0, 2, 4, 6)
+
+
+def test_html_structure():
+    html = tables.render_html([main_emb(tables.build_tables(fixed_rows()))])
+    assert html.count('colspan="5"') == 2 and html.count('rowspan="2"') == 1
+    assert ">SNR(dB)</th>" in html and ">RMSE</th>" in html
+    body_rows = re.findall(r"<tr><td>.*?</tr>", html)
+    assert len(body_rows) == 4
+    assert all(r.count("<td>") == 11 for r in body_rows)  # method + 10 values
+    assert "<td><b>11.0000 ± 1.4142</b></td>" in html and "<td><b>0.0100</b></td>" in html
+    assert "<td>—</td>" in html and "<caption>" in html
+
+
+def test_markdown_structure():
+    md = tables.render_markdown([main_emb(tables.build_tables(fixed_rows()))])
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols == ["Method"] + [f"SNR(dB) {v}" for v in (-4, -2, 0, 2, 4)] + [f"RMSE {v}" for v in (-4, -2, 0, 2, 4)]
+    dancer = next(line for line in md.splitlines() if line.startswith("| DANCER"))
+    assert "**11.0000 ± 1.4142**" in dancer and dancer.count("|") == 12
+
+
+def test_write_tables_and_runs_csv(tmp_path):
+    rows = fixed_rows() + [row("unet", 2, 5, 1.0, 0.1, experiment="e1")]
+    paths = tables.write_tables(rows, str(tmp_path))
+    assert set(paths) == {"html", "markdown", "csv"}
+    assert all(os.path.getsize(p) > 0 for p in paths.values())
+    with open(paths["csv"]) as f:
+        records = list(csv.DictReader(f))
+    assert len(records) == len(rows)
+    assert set(METRIC_NAMES) <= set(records[0]) and "experiment" in records[0]
+    fft = next(r for r in records if r["method"] == "fft" and r["noise_type"] == "emb")
+    assert fft["seed"] == "" and float(fft["rmse"]) == 0.01 and fft["display_name"] == "FFT"
+
+
+# ------------------------------------------------------------------ figures.py
+
+def test_snr_curve_series_are_the_means():
+    series = figures.snr_curve_series(fixed_rows())
+    assert list(series) == ["emb", "bw"]
+    unet = series["emb"]["unet"]
+    assert unet.levels == (-4.0, 0.0) and unet.means == (2.0, 8.0) and unet.stds == (1.0, 1.0)
+    assert unet.counts == (3, 3)
+    assert series["emb"]["dancer"].stds[0] == pytest.approx(math.sqrt(2))
+    assert series["emb"]["fft"].stds == (0.0,)
+    # Protocol order; the ablation-only variants stay out unless asked for.
+    assert list(series["emb"]) == ["fft", "unet", "ciadnet", "dancer"]
+    with_ablation = figures.snr_curve_series(fixed_rows(), methods=["ciadnet_base"])
+    assert with_ablation["emb"]["ciadnet_base"].means == (3.0,) and with_ablation["bw"] == {}
+
+
+def test_figures_are_written(tmp_path):
+    paths = figures.plot_snr_curves(fixed_rows(), str(tmp_path / "curves"))
+    L = 64
+    t = np.linspace(0, 1, L)
+    clean = np.stack([np.sin(6 * t), np.cos(6 * t)], axis=-1)
+    paths += figures.plot_denoising_example(clean, clean + 0.1, {"U-Net": clean * 0.9}, 360, "x",
+                                            str(tmp_path / "ex"))
+    assert [os.path.basename(p) for p in paths] == ["curves.png", "curves.svg", "ex.png", "ex.svg"]
+    assert all(os.path.getsize(p) > 1000 for p in paths)
+    with pytest.raises(ValueError):
+        figures.plot_snr_curves(fixed_rows() + [row("unet", 0, 0, 1.0, 0.1, source="synthetic")], "x")
+
+
+def test_load_examples_both_layouts_and_bad_files(tmp_path):
+    L = 32
+    clean = np.ones((L, 2))
+    np.savez(tmp_path / "eval.npz", clean=clean, noisy=clean + 1, unet=clean * 0.5, FFT=clean * 0.7,
+             bad=np.ones(3), noise_type=np.array("emb"), snr_db=np.array(0.0))
+    ex, = figures.load_examples(str(tmp_path / "eval.npz"), warn=lambda m: None)
+    assert set(ex.outputs) == {"U-Net", "FFT"} and (ex.noise_type, ex.snr_db) == ("emb", 0.0)
+    np.savez(tmp_path / "work.npz", clean=clean, **{"noisy/bw/2": clean + 2, "noisy/emb/0": clean + 1,
+                                                    "denoised/emb/0/1": clean * 3, "denoised/emb/0/0": clean * 0.5})
+    wk, = figures.load_examples(str(tmp_path / "work.npz"), method="dancer")
+    assert (wk.noise_type, wk.snr_db) == ("emb", 0.0) and np.allclose(wk.outputs["DANCER"], 0.5)
+    merged = figures.merge_examples([ex, wk])
+    assert len(merged) == 1 and set(merged[0].outputs) == {"U-Net", "FFT", "DANCER"}
+    (tmp_path / "junk.npz").write_text("not a zip")
+    warnings = []
+    assert figures.load_examples(str(tmp_path / "junk.npz"), warn=warnings.append) == []
+    assert warnings and "junk.npz" in warnings[0]
+
+
+# ------------------------------------------------------- scripts/make_tables.py
+
+def test_make_tables_script(tmp_path):
+    baselines_dir, net_dir, out = tmp_path / "base", tmp_path / "net", tmp_path / "out"
+    rows = fixed_rows()
+    append_rows(str(baselines_dir / "results.jsonl"), [r for r in rows if r["method"] == "fft"])
+    append_rows(str(net_dir / "results.jsonl"), [r for r in rows if r["method"] != "fft"])
+    clean = np.zeros((40, 2))
+    np.savez(baselines_dir / "examples.npz", clean=clean, noisy=clean + 1, FFT=clean,
+             noise_type=np.array("emb"), snr_db=np.array(-4))
+    proc = subprocess.run([sys.executable, "scripts/make_tables.py", f"--results={baselines_dir},{net_dir}",
+                           f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| DANCER |" in proc.stdout and "**11.0000 ± 1.4142**" in proc.stdout
+    for name in ["tables.html", "tables.md", "runs.csv", "snr_curves.png", "snr_curves.svg",
+                 "example_emb_-4dB.png", "example_emb_-4dB.svg"]:
+        assert (out / name).stat().st_size > 0, name
+    bad = subprocess.run([sys.executable, "scripts/make_tables.py", f"--results={tmp_path / 'nope'}",
+                          f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: no results file")
