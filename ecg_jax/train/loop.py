@@ -140,7 +140,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     (and, when due, checkpointed) epoch; raising from it simulates a kill.
     """
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.models import count_params, create_model
+    from ecg_jax.models import create_model
     from ecg_jax.results import append_rows, make_row
 
     config = resolve_config(config)
@@ -161,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     init_one = make_init(model, settings)
     probe = jax.eval_shape(init_one, member_keys([0]))
-    n_params = count_params(jax.tree_util.tree_map(lambda x: x[0], probe.params))
+    n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree_util.tree_leaves(probe.params))
     chunk_size = _chunk_size(config, workdir, n_params, settings, members)
     chunks = chunk_members(members, chunk_size)
     write_text_atomic(os.path.join(workdir, "members.json"), json.dumps({

@@ -1,0 +1,114 @@
+"""Registry of the denoising networks (models.md).
+
+Every network is a `flax.linen.Module` mapping (batch, length, 2) float32 to
+the same shape, called as `model.apply(variables, x, train=...)` (`train` is
+keyword-only and required, the same for every network); networks
+with BatchNorm keep running statistics in the `batch_stats` collection
+(pass `mutable=["batch_stats"]` in train mode), the others have only `params`.
+
+    model = create_model("ciadnet", channel_shrink=False)
+    variables = model.init(key, jnp.zeros((1, 256, 2)), train=False)
+    count_params(variables["params"])  # == reference_param_count("ciadnet", channel_shrink=False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+
+from ecg_jax.errors import ConfigError
+from ecg_jax.models.ags_unet import AGSUNet
+from ecg_jax.models.ciadnet import CIADNet
+from ecg_jax.models.dacnn import DACNN
+from ecg_jax.models.unet import ACDAE, DANCER, UNet
+
+MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+
+DISPLAY_NAMES = {"unet": "U-Net", "dacnn": "DACNN", "acdae": "ACDAE",
+                 "ags_unet": "AGS-UNet", "ciadnet": "CIADNet", "dancer": "DANCER"}
+
+_MODEL_CLASSES: Mapping[str, type[nn.Module]] = {
+    "unet": UNet, "dacnn": DACNN, "acdae": ACDAE,
+    "ags_unet": AGSUNet, "ciadnet": CIADNet, "dancer": DANCER,
+}
+
+# Parameter counts of the reference implementation (models.md). Plain names
+# are the default configurations (CIADNet with both switches on); the CIADNet
+# ablation variants are keyed ("ciadnet", channel_shrink, spatial_shrink).
+REFERENCE_PARAM_COUNTS: dict[str | tuple[str, bool, bool], int] = {
+    "unet": 200_994,
+    "dancer": 321_754,
+    "acdae": 201_006,
+    "dacnn": 329_881,
+    "ags_unet": 169_923,
+    "ciadnet": 279_578,
+    ("ciadnet", True, True): 279_578,
+    ("ciadnet", True, False): 202_338,
+    ("ciadnet", False, True): 235_098,
+    ("ciadnet", False, False): 157_858,
+}
+
+_MODULE_INTERNALS = {"parent", "name"}
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The keyword overrides `create_model(name, ...)` accepts, with their defaults."""
+    cls = _model_class(name)
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if f.name not in _MODULE_INTERNALS and f.init}
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered network; `overrides` set its options (e.g. CIADNet's switches).
+
+    Raises ConfigError for an unknown name, an unknown option or a non-boolean
+    value for a boolean switch ("true"/"false" strings are accepted, as they
+    may come from a command line).
+    """
+    options = model_options(name)
+    kwargs = {}
+    for key, value in overrides.items():
+        if key not in options:
+            valid = ", ".join(sorted(options)) or "none"
+            raise ConfigError(f"model {name!r} has no option {key!r} (valid options: {valid})")
+        kwargs[key] = _coerce(name, key, value, options[key])
+    return _model_class(name)(**kwargs)
+
+
+def reference_param_count(name: str, **overrides: Any) -> int:
+    """The models.md parameter count of this configuration (every configuration has one)."""
+    if name == "ciadnet":
+        model = create_model(name, **overrides)
+        return REFERENCE_PARAM_COUNTS[("ciadnet", model.channel_shrink, model.spatial_shrink)]
+    create_model(name, **overrides)  # validates the name and options
+    return REFERENCE_PARAM_COUNTS[name]
+
+
+def count_params(params: Any) -> int:
+    """Number of scalars in a `params` collection (BatchNorm running stats are not params)."""
+    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def _model_class(name: str) -> type[nn.Module]:
+    if name not in _MODEL_CLASSES:
+        raise ConfigError(f"unknown model {name!r} (valid models: {', '.join(MODEL_NAMES)})")
+    return _MODEL_CLASSES[name]
+
+
+def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
+    if not isinstance(default, bool) or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"model {model!r} option {key!r} must be true or false, got {value!r}")
+
+
+__all__ = ["MODEL_NAMES", "DISPLAY_NAMES", "REFERENCE_PARAM_COUNTS", "create_model",
+           "count_params", "model_options", "reference_param_count",
+           "UNet", "DANCER", "ACDAE", "DACNN", "AGSUNet", "CIADNet"]

@@ -1,0 +1,211 @@
+"""Layers with PyTorch's initialisation and arithmetic, in Flax's NLC layout.
+
+The reference networks were written in PyTorch, so the layers here reproduce
+what matters for a faithful comparison:
+
+* initialisation: weights and biases uniform in +-1/sqrt(fan_in) (what
+  PyTorch's `kaiming_uniform_(a=sqrt(5))` default amounts to), with fan_in
+  computed the way `torch.nn.init._calculate_fan_in_and_fan_out` does it --
+  note that for a transposed convolution PyTorch's weight is (in, out, k), so
+  its fan_in is `out * k`;
+* BatchNorm: eps 1e-5, momentum 0.1 in PyTorch terms, and running variance
+  updated with the *unbiased* batch variance while normalising with the biased
+  one;
+* transposed convolution: PyTorch's `padding` / `output_padding` arithmetic;
+* linear upsampling by 2 with half-pixel centres and edge clamping
+  (`nn.Upsample(scale_factor=2, mode="linear", align_corners=False)`).
+
+Tensors are (batch, length, channels) throughout; kernels are stored as
+(k, in, out) ("WIO").
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from ecg_jax.errors import ConfigError
+
+_CONV_DIMS = ("NWC", "WIO", "NWC")
+
+
+def torch_uniform(fan_in: int) -> nn.initializers.Initializer:
+    """Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default for weights and biases."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, minval=-bound, maxval=bound)
+
+    return init
+
+
+def same_padding(kernel_size: int) -> int:
+    """PyTorch-style 'same' padding for odd kernels: (k - 1) // 2 on each side."""
+    return (kernel_size - 1) // 2
+
+
+class Conv1d(nn.Module):
+    """`torch.nn.Conv1d` with symmetric zero padding (default (k-1)//2)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int | None = None
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        in_features = x.shape[-1]
+        fan_in = in_features * self.kernel_size
+        kernel = self.param("kernel", torch_uniform(fan_in),
+                            (self.kernel_size, in_features, self.features))
+        pad = same_padding(self.kernel_size) if self.padding is None else self.padding
+        y = lax.conv_general_dilated(x, kernel, window_strides=(self.stride,),
+                                     padding=[(pad, pad)], dimension_numbers=_CONV_DIMS)
+        if self.use_bias:
+            y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
+        return y
+
+
+def conv_transpose_output_length(length: int, kernel_size: int, stride: int,
+                                 padding: int, output_padding: int) -> int:
+    """PyTorch's ConvTranspose1d output length (dilation 1)."""
+    return (length - 1) * stride - 2 * padding + kernel_size + output_padding
+
+
+class ConvTranspose1d(nn.Module):
+    """`torch.nn.ConvTranspose1d`: y[t*stride + j - padding] += x[t] @ w[j].
+
+    Computed as a stride-1 correlation of the input dilated by `stride` with
+    the flipped kernel, padded by k-1-padding on the left and
+    k-1-padding+output_padding on the right; this is the exact adjoint of the
+    strided convolution, so lengths and values equal PyTorch's.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    padding: int | None = None
+    output_padding: int = 0
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        in_features = x.shape[-1]
+        # PyTorch's weight is (in, out, k): its fan_in is size(1) * k = out * k.
+        fan_in = self.features * self.kernel_size
+        kernel = self.param("kernel", torch_uniform(fan_in),
+                            (self.kernel_size, in_features, self.features))
+        pad = same_padding(self.kernel_size) if self.padding is None else self.padding
+        edge = self.kernel_size - 1 - pad
+        y = lax.conv_general_dilated(x, kernel[::-1], window_strides=(1,),
+                                     padding=[(edge, edge + self.output_padding)],
+                                     lhs_dilation=(self.stride,),
+                                     dimension_numbers=_CONV_DIMS)
+        if self.use_bias:
+            y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
+        return y
+
+
+class Dense(nn.Module):
+    """`torch.nn.Linear` (fan_in = in_features)."""
+
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        in_features = x.shape[-1]
+        kernel = self.param("kernel", torch_uniform(in_features), (in_features, self.features))
+        y = x @ kernel
+        if self.use_bias:
+            y = y + self.param("bias", torch_uniform(in_features), (self.features,))
+        return y
+
+
+class BatchNorm(nn.Module):
+    """`torch.nn.BatchNorm1d` over every axis but the last (channels).
+
+    `momentum` uses Flax's convention (weight of the old running value), so
+    0.9 here is PyTorch's momentum 0.1. In train mode the output is normalised
+    with the biased batch variance and the running variance is updated with
+    the unbiased one, as PyTorch does; running stats live in the `batch_stats`
+    collection (buffers, not parameters) and are left untouched by `init`.
+    """
+
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        channels = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones, (channels,))
+        bias = self.param("bias", nn.initializers.zeros, (channels,))
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (channels,), jnp.float32)
+        running_var = self.variable("batch_stats", "var", jnp.ones, (channels,), jnp.float32)
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            count = math.prod(x.shape[:-1])
+            mean = jnp.mean(x, axis=axes)
+            var = jnp.mean(jnp.square(x - mean), axis=axes)
+            if not self.is_initializing():
+                unbiased = var * (count / (count - 1)) if count > 1 else var
+                m = self.momentum
+                running_mean.value = m * running_mean.value + (1.0 - m) * mean
+                running_var.value = m * running_var.value + (1.0 - m) * unbiased
+        else:
+            mean, var = running_mean.value, running_var.value
+        return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+    """Leaky ReLU with PyTorch's default slope 0.01."""
+    return jax.nn.leaky_relu(x, negative_slope=0.01)
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """`MaxPool1d(2)` over time: (B, L, C) -> (B, L // 2, C), an odd last sample dropped."""
+    b, length, c = x.shape
+    half = length // 2
+    return jnp.max(x[:, : 2 * half].reshape(b, half, 2, c), axis=2)
+
+
+def upsample_linear2(x: jax.Array) -> jax.Array:
+    """`Upsample(scale_factor=2, mode="linear", align_corners=False)` over time.
+
+    Output sample i reads source position (i + 0.5) / 2 - 0.5, clamped to the
+    signal, so out[2m] = x[m-1]/4 + 3x[m]/4 and out[2m+1] = 3x[m]/4 + x[m+1]/4
+    with the edge samples repeated (out[0] = x[0], out[-1] = x[-1]).
+    """
+    padded = jnp.pad(x, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    even = 0.25 * padded[:, :-2] + 0.75 * x
+    odd = 0.75 * x + 0.25 * padded[:, 2:]
+    b, length, c = x.shape
+    return jnp.stack([even, odd], axis=2).reshape(b, 2 * length, c)
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+    """Mean over time: (B, L, C) -> (B, C)."""
+    return jnp.mean(x, axis=1)
+
+
+def global_max_pool(x: jax.Array) -> jax.Array:
+    """Max over time: (B, L, C) -> (B, C)."""
+    return jnp.max(x, axis=1)
+
+
+def check_input(x: jax.Array, multiple: int = 16) -> None:
+    """Reject inputs the encoder-decoder cannot map back to their own length.
+
+    Four halvings need a length divisible by 16; shapes are static, so this
+    fails at trace time with one clear message instead of a shape error deep
+    inside a skip connection.
+    """
+    if x.ndim != 3:
+        raise ConfigError(f"expected input of shape (batch, length, channels), got {x.shape}")
+    if x.shape[1] % multiple:
+        raise ConfigError(f"window length must be divisible by {multiple}, got {x.shape[1]}")
