@@ -21,6 +21,7 @@ SNR_LEVELS = (-4, -2, 0, 2, 4)
 SPLITS = ("reference", "inter_patient")
 SOURCES = ("auto", "physionet", "synthetic")
 MEMBER_PARALLELISM = ("auto", "vmap", "map")
+TRAIN_LOOPS = ("auto", "scan", "host")
 
 
 def as_list(value: Any) -> list:
@@ -92,6 +93,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     check_choice("data.source", c.data.source, SOURCES)
     if "train" in c:
         check_choice("train.member_parallelism", c.train.member_parallelism, MEMBER_PARALLELISM)
+        check_choice("train.loop", c.train.get("loop", "auto"), TRAIN_LOOPS)
     if int(c.get("seeds", 1)) < 1:
         raise ConfigError(f"seeds must be at least 1, got {c.seeds}")
     return c

@@ -39,7 +39,11 @@ def shared_data_dir() -> pathlib.Path:
 
 
 def pytest_sessionstart(session) -> None:
-    """In CI, a missing data folder stops the whole run before any test: loud, not skipped."""
+    """Use the persistent XLA cache (tests compile the same programs many times); and
+    in CI, a missing data folder stops the whole run before any test: loud, not skipped."""
+    from ecg_jax.cli import configure_jax
+
+    configure_jax()
     if os.environ.get("CI", "").lower() == "true" and find_shared_data() is None:
         raise pytest.UsageError(
             "CI=true but the PhysioNet copies were not found in $ECG_JAX_DATA or "

@@ -1,12 +1,9 @@
 """The multi-member training program: init, one epoch, and `make_train`.
 
-Everything here is a pure function of arrays. A member's state carries its
-parameters, BatchNorm statistics, optimizer state, PRNG key and a divergence
-flag; the stacked state has a leading member axis. One epoch is a `lax.scan`
-over the optimisation steps; the member axis is either `jax.vmap`ped (one
-wide program, best on accelerators) or `lax.map`ped (members one after
-another inside the same compiled program, often best on CPU), chosen by
-`member_parallelism`.
+Everything here is a pure function of arrays, written for ONE member and
+lifted to the member axis by `over_members` (or by `runner.MemberRunner`). A
+member's state carries its parameters, BatchNorm statistics, optimizer state,
+PRNG key and a divergence flag; the stacked state has a leading member axis.
 
 A member whose loss or new parameters are not finite is frozen: its state is
 kept as it was before the bad step, its `diverged` flag is set and its losses
@@ -49,16 +46,17 @@ class TrainSettings:
     lr_decay_epoch: int
     lr_decay_factor: float
     member_parallelism: str   # "vmap" or "map" (already resolved from "auto")
+    loop: str = "scan"        # "scan": epoch = lax.scan of steps; "host": one dispatch per step
 
     @classmethod
-    def from_config(cls, config, n_train: int, member_parallelism: str) -> "TrainSettings":
+    def from_config(cls, config, n_train: int, member_parallelism: str, loop: str) -> "TrainSettings":
         t = config.train
         steps = n_train // t.batch_size
         if steps < 1:
             raise ValueError(f"{n_train} training windows is fewer than one batch of {t.batch_size}")
         return cls(batch_size=t.batch_size, steps_per_epoch=steps, window=config.data.window,
                    channels=2, learning_rate=t.learning_rate, lr_decay_epoch=t.lr_decay_epoch,
-                   lr_decay_factor=t.lr_decay_factor, member_parallelism=member_parallelism)
+                   lr_decay_factor=t.lr_decay_factor, member_parallelism=member_parallelism, loop=loop)
 
 
 def make_optimizer(s: TrainSettings) -> optax.GradientTransformation:
@@ -79,17 +77,29 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _over_members(fn: Callable, parallelism: str) -> Callable:
-    """Lift a single-member function to the member axis (all args batched)."""
+def over_members(fn: Callable, parallelism: str, n_member_args: int) -> Callable:
+    """Lift a single-member function to the member axis.
+
+    The first `n_member_args` arguments carry a leading member axis; the rest
+    (the data, a step index) are shared by all members and are broadcast, not
+    sliced. "vmap" batches the members into one wide computation; "map" runs
+    them one after another inside the program (`lax.map`).
+    """
     if parallelism == "vmap":
-        return jax.vmap(fn)
+        def lifted(*args):
+            shared = args[n_member_args:]
+            return jax.vmap(lambda *m: fn(*m, *shared))(*args[:n_member_args])
+        return lifted
     if parallelism == "map":
-        return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+        def lifted(*args):
+            shared = args[n_member_args:]
+            return jax.lax.map(lambda m: fn(*m, *shared), tuple(args[:n_member_args]))
+        return lifted
     raise ValueError(f"member_parallelism must be 'vmap' or 'map', got {parallelism!r}")
 
 
-def make_init(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
-    """`init(keys (M, 2) uint32) -> stacked MemberState`."""
+def make_init_one(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
+    """`init_one(key (2,) uint32) -> MemberState` of one member."""
     tx = make_optimizer(s)
 
     def init_one(key):
@@ -100,70 +110,91 @@ def make_init(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], Membe
         batch_stats = variables.get("batch_stats", {})
         return MemberState(params, batch_stats, tx.init(params), train_key, jnp.zeros((), bool))
 
-    return jax.vmap(init_one)
+    return init_one
+
+
+def make_shuffle_one(s: TrainSettings) -> Callable:
+    """`shuffle_one(state, data) -> (state, order (steps, batch))`: this epoch's batches.
+
+    A fresh permutation per member and epoch from the member's own key; the
+    last partial batch is dropped (8000 = 125 x 64 under the protocol, so
+    nothing is dropped there).
+    """
+    n_used = s.steps_per_epoch * s.batch_size
+
+    def shuffle_one(state: MemberState, data: SplitArrays):
+        rng, perm_key = jax.random.split(state.rng)
+        order = jax.random.permutation(perm_key, data.clean.shape[0])[:n_used]
+        return state._replace(rng=rng), order.reshape(s.steps_per_epoch, s.batch_size)
+
+    return shuffle_one
+
+
+def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
+    """`step_one(state, consts, data, idx (batch,)) -> (state, loss)`: one Adam step of one member.
+
+    A non-finite loss or update freezes the member (see the module docstring).
+    """
+    tx = make_optimizer(s)
+
+    def step_one(state: MemberState, consts: MemberConsts, data: SplitArrays, idx):
+        clean, noisy = mix_member_noise(data, idx, consts.noise_weights, consts.snr_db)
+        x = normalize(noisy, consts.mean, consts.std)
+        y = normalize(clean, consts.mean, consts.std)  # targets use the noisy statistics
+
+        def loss_fn(p):
+            out, updates = model.apply(_variables(p, state.batch_stats), x, train=True,
+                                       mutable=["batch_stats"])
+            return jnp.mean((out - y) ** 2), updates.get("batch_stats", state.batch_stats)
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        new_params = optax.apply_updates(state.params, updates)
+        ok = jnp.isfinite(loss) & _all_finite(new_params) & _all_finite(new_stats) & ~state.diverged
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        new_state = MemberState(keep(new_params, state.params), keep(new_stats, state.batch_stats),
+                                keep(new_opt, state.opt_state), state.rng, state.diverged | ~ok)
+        return new_state, jnp.where(ok, loss, jnp.nan)
+
+    return step_one
+
+
+def make_epoch_one(model: nn.Module, s: TrainSettings) -> Callable:
+    """`epoch_one(state, consts, data) -> (state, losses (steps,))`: shuffle, then a scan of steps."""
+    shuffle_one = make_shuffle_one(s)
+    step_one = make_step_one(model, s)
+
+    def epoch_one(state: MemberState, consts: MemberConsts, data: SplitArrays):
+        state, order = shuffle_one(state, data)
+        return jax.lax.scan(lambda st, idx: step_one(st, consts, data, idx), state, order)
+
+    return epoch_one
+
+
+def make_init(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
+    """`init(keys (M, 2)) -> stacked MemberState`."""
+    return jax.vmap(make_init_one(model, s))
 
 
 def make_epoch(model: nn.Module, s: TrainSettings) -> Callable:
-    """`epoch(state, consts, train_arrays) -> (state, losses (M, steps))`, one pass per member."""
-    tx = make_optimizer(s)
-    n_used = s.steps_per_epoch * s.batch_size
-
-    def epoch_one(state: MemberState, consts: MemberConsts, data: SplitArrays):
-        rng, perm_key = jax.random.split(state.rng)
-        n_train = data.clean.shape[0]
-        # A fresh shuffle per member and epoch; the last partial batch is dropped
-        # (8000 = 125 x 64 under the protocol, so nothing is dropped there).
-        order = jax.random.permutation(perm_key, n_train)[:n_used].reshape(s.steps_per_epoch, s.batch_size)
-
-        def step(carry, idx):
-            params, batch_stats, opt_state, diverged = carry
-            clean, noisy = mix_member_noise(data, idx, consts.noise_weights, consts.snr_db)
-            x = normalize(noisy, consts.mean, consts.std)
-            y = normalize(clean, consts.mean, consts.std)  # targets use the noisy statistics
-
-            def loss_fn(p):
-                out, updates = model.apply(_variables(p, batch_stats), x, train=True,
-                                           mutable=["batch_stats"])
-                return jnp.mean((out - y) ** 2), updates.get("batch_stats", batch_stats)
-
-            (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, new_opt = tx.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            ok = jnp.isfinite(loss) & _all_finite(new_params) & _all_finite(new_stats) & ~diverged
-            keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-            carry = (keep(new_params, params), keep(new_stats, batch_stats),
-                     keep(new_opt, opt_state), diverged | ~ok)
-            return carry, jnp.where(ok, loss, jnp.nan)
-
-        init = (state.params, state.batch_stats, state.opt_state, state.diverged)
-        (params, batch_stats, opt_state, diverged), losses = jax.lax.scan(step, init, order)
-        return MemberState(params, batch_stats, opt_state, rng, diverged), losses
-
-    def epoch(state: MemberState, consts: MemberConsts, data: SplitArrays):
-        # The data is shared by every member: it enters the lifted function by
-        # closure, so vmap/map broadcast it instead of slicing it.
-        return _over_members(lambda st, c: epoch_one(st, c, data), s.member_parallelism)(state, consts)
-
-    return epoch
+    """`epoch(state, consts, data) -> (state, losses (M, steps))`: one scanned epoch per member."""
+    return over_members(make_epoch_one(model, s), s.member_parallelism, 2)
 
 
 def make_train(model: nn.Module, s: TrainSettings, epochs: int) -> Callable:
     """The purejaxrl shape: `train(keys, consts, data) -> (final_state, losses (E, M, steps))`.
 
-    Pure and jit-able; the whole run is a `lax.scan` over epochs. The driver in
-    `loop.py` uses the same `make_init`/`make_epoch` pieces but stops between
-    epochs for checkpoints and progress.
+    Pure and jit-able; the whole run is a `lax.scan` over epochs of a `lax.scan`
+    over steps. `runner.MemberRunner` runs the same step function, but stops
+    between epochs for checkpoints and progress and, on CPU, drives the steps
+    from the host (XLA:CPU runs convolutions inside loops far slower).
     """
     init = make_init(model, s)
     epoch = make_epoch(model, s)
 
     def train(keys, consts: MemberConsts, data: SplitArrays):
         state = init(keys)
-
-        def body(st, _):
-            return epoch(st, consts, data)
-
-        return jax.lax.scan(body, state, None, length=epochs)
+        return jax.lax.scan(lambda st, _: epoch(st, consts, data), state, None, length=epochs)
 
     return train
 

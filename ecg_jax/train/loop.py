@@ -33,19 +33,23 @@ from ecg_jax.config_utils import config_to_json, load_config_json, resolve_confi
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import member_consts, split_arrays
-from ecg_jax.train.engine import MemberState, TrainSettings, make_epoch, make_init, member_keys
-from ecg_jax.train.evaluation import make_evaluate
+from ecg_jax.train.engine import MemberState, TrainSettings, make_init, member_keys
+from ecg_jax.train.evaluation import MemberEvaluator
+from ecg_jax.train.runner import MemberRunner
 from ecg_jax.train.members import Member, chunk_members, members_of
 from ecg_jax.train.progress import MetricsLog, ProgressBar, epoch_row
 
-# What `member_parallelism="auto"` picks per backend: see BENCHMARKS.md
-# (scripts/benchmark_train.py measures vmap against map side by side).
+# What `member_parallelism="auto"` and `loop="auto"` pick per backend: see
+# BENCHMARKS.md (scripts/benchmark_train.py measures the options side by side).
+# On CPU a wide vmapped convolution is slower per member than one member at a
+# time, and convolutions inside XLA loops are slow (runner.py).
 AUTO_PARALLELISM = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
+AUTO_LOOP = {"cpu": "host"}  # everything else: "scan"
 
 # Config fields that may change between a run and its resumption: they do not
 # change what a checkpoint holds. Everything else must match the saved config.
 RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.tensorboard", "train.member_parallelism", "data.data_dir",
+                     "train.tensorboard", "train.member_parallelism", "train.loop", "data.data_dir",
                      "data.cache_dir", "experiment")
 
 
@@ -67,6 +71,12 @@ def resolve_parallelism(value: str, backend: str | None = None) -> str:
     if value != "auto":
         return value
     return AUTO_PARALLELISM.get(backend or jax.default_backend(), "vmap")
+
+
+def resolve_loop(value: str, backend: str | None = None) -> str:
+    if value != "auto":
+        return value
+    return AUTO_LOOP.get(backend or jax.default_backend(), "scan")
 
 
 def auto_members_per_program(n_params: int, s: TrainSettings, n_members: int) -> int:
@@ -148,34 +158,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     os.makedirs(workdir, exist_ok=True)
     check_workdir_config(config, workdir)
 
+    tic = time.perf_counter()
     prepared = prepare_data(config)
+    log(f"data: {prepared.source}, {prepared.n_train} train / {prepared.n_test} test windows "
+        f"({time.perf_counter() - tic:.1f}s)")
     write_data_card(data_card(prepared, config), workdir)
     save_config(config, os.path.join(workdir, "config.json"))
     if prepared.source == "synthetic":
         log("NOTE: training on the built-in SYNTHETIC ECG/noise source (no PhysioNet data configured)")
 
     parallelism = resolve_parallelism(config.train.member_parallelism)
-    settings = TrainSettings.from_config(config, prepared.n_train, parallelism)
+    loop = resolve_loop(config.train.loop)
+    settings = TrainSettings.from_config(config, prepared.n_train, parallelism, loop)
     mesh = sharding.member_mesh()
     members = members_of(config)
 
-    init_one = make_init(model, settings)
-    probe = jax.eval_shape(init_one, member_keys([0]))
+    probe = jax.eval_shape(make_init(model, settings), member_keys([0]))
     n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree_util.tree_leaves(probe.params))
     chunk_size = _chunk_size(config, workdir, n_params, settings, members)
     chunks = chunk_members(members, chunk_size)
     write_text_atomic(os.path.join(workdir, "members.json"), json.dumps({
-        "members_per_program": chunk_size, "member_parallelism": parallelism,
+        "members_per_program": chunk_size, "member_parallelism": parallelism, "loop": loop,
         "devices": [str(d) for d in jax.devices()],
         "chunks": [[m.to_json() for m in c] for c in chunks]}, indent=1) + "\n")
     log(f"{method_id(config)}: {len(members)} members ({config.seeds} seeds x {len(members) // config.seeds} "
-        f"datasets) in {len(chunks)} program(s), member_parallelism={parallelism}, "
+        f"datasets) in {len(chunks)} program(s), member_parallelism={parallelism}, loop={loop}, "
         f"{sharding.n_devices(mesh)} device(s) [{jax.default_backend()}], {n_params:,} parameters each")
 
     train_data = sharding.place_replicated(split_arrays(prepared, "train"), mesh)
     test_data = sharding.place_replicated(split_arrays(prepared, "test"), mesh)
     metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-    evaluate = make_evaluate(model, parallelism)
+    evaluate = MemberEvaluator(model, parallelism, loop, mesh)
+    runner = MemberRunner(model, settings, mesh)
     rows, examples = [], {}
 
     for ci, chunk in enumerate(chunks):
@@ -186,12 +200,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 f"devices) with copies of the first member; their results are discarded")
         consts = sharding.place_members(sharding.pad_members(member_consts(prepared, chunk), n_pad), mesh)
         keys = sharding.place_members(sharding.pad_members(member_keys([m.seed for m in chunk]), n_pad), mesh)
-        init = sharding.distribute(init_one, mesh, 1, 0)
-        epoch_fn = sharding.distribute(make_epoch(model, settings), mesh, 2, 1)
-        eval_fn = sharding.distribute(evaluate, mesh, 3, 1)
-
         mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), keep=config.train.keep_checkpoints)
-        state = init(keys)
+        tic = time.perf_counter()
+        state = jax.block_until_ready(runner.init(keys))
+        log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
         fingerprint = _fingerprint(config, chunk, state.params)
         start = 0
         if mgr.latest_step() is not None:
@@ -203,12 +215,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             if start < config.train.epochs:
                 log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
         metrics_log.truncate_after(ci, start)
-        state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, epoch_fn, mgr,
+        state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, runner.epoch, mgr,
                             fingerprint, start, metrics_log, on_epoch_end)
 
-        means, example = eval_fn(state.params, state.batch_stats, consts, test_data)
-        means = {k: np.asarray(v)[:n] for k, v in jax.device_get(means).items()}
-        example = np.asarray(jax.device_get(example))[:n]
+        tic = time.perf_counter()
+        means, example = evaluate(state, consts, test_data)
+        log(f"chunk {ci}: evaluated {n} members on {prepared.n_test} test windows "
+            f"({time.perf_counter() - tic:.1f}s, compile included)")
+        means = {k: v[:n] for k, v in means.items()}
+        example = example[:n]
         diverged = np.asarray(jax.device_get(state.diverged))[:n]
         for j, m in enumerate(chunk):
             rows.append(make_row(

@@ -52,7 +52,7 @@ class ProgressBar:
         filled = int(width * epoch / max(1, self.total))
         bar = "#" * filled + "." * (width - filled)
         extra = f" | {n_bad} diverged" if n_bad else ""
-        speed = f"{rate:,.0f} member-steps/s" if math.isfinite(rate) else f"compile+epoch {seconds:.1f}s"
+        speed = f"{rate:,.1f} member-steps/s" if math.isfinite(rate) else f"compile+epoch {seconds:.1f}s"
         line = (f"{self.label} [{bar}] epoch {epoch}/{self.total} | {loss_txt}{extra} | {speed} "
                 f"| ETA {_fmt_time(eta)}")
         if self.tty:

@@ -1,0 +1,168 @@
+"""The training driver: workdir contents, resume after a kill, config checks, real-data smoke."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from ecg_jax.config_utils import resolve_config
+from ecg_jax.errors import CheckpointError
+from ecg_jax.train import checkpoints
+from ecg_jax.train.loop import train_and_evaluate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "configs"))
+import common  # noqa: E402
+
+
+def tiny_config(cache_dir: str, **train):
+    """U-Net on a little synthetic data: 4 steps per epoch, 2 seeds, 2 datasets."""
+    c = common.network_config("unet", None)
+    c.seeds = 2
+    c.noise_types = ("emb",)
+    c.snr_levels = (-4, 4)
+    d = c.data
+    d.source, d.window, d.n_windows, d.cache_dir = "synthetic", 64, 160, cache_dir
+    d.synthetic_records, d.synthetic_samples = 2, 65000
+    c.train.batch_size, c.train.epochs, c.train.checkpoint_every = 32, 3, 1
+    for k, v in train.items():
+        c.train[k] = v
+    return c
+
+
+class Killed(Exception):
+    pass
+
+
+def final_params(workdir: str, config) -> dict:
+    mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, 0), read_only=True)
+    step = mgr.latest_step()
+    meta = checkpoints.read_meta(mgr)
+    state = mgr.restore(step, args=checkpoints.ocp.args.Composite(
+        state=checkpoints.ocp.args.StandardRestore()))["state"]
+    return step, meta, state
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path):
+    cache = str(tmp_path / "cache")
+    config = tiny_config(cache)
+    full_dir, killed_dir = str(tmp_path / "full"), str(tmp_path / "killed")
+    rows_full = train_and_evaluate(config, full_dir)
+
+    for name in ("config.json", "data_card.json", "metrics.jsonl", "members.json", "results.jsonl",
+                 "examples.npz", "checkpoints"):
+        assert os.path.exists(os.path.join(full_dir, name)), name
+    assert len(rows_full) == 4 and {r["seed"] for r in rows_full} == {0, 1}
+    with open(os.path.join(full_dir, "metrics.jsonl")) as f:
+        epochs = [json.loads(line) for line in f]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and len(epochs[0]["loss"]) == 4
+
+    def kill_after_epoch_2(chunk, epoch):
+        if epoch == 2:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        train_and_evaluate(config, killed_dir, on_epoch_end=kill_after_epoch_2)
+    assert not os.path.exists(os.path.join(killed_dir, "results.jsonl"))
+    rows_resumed = train_and_evaluate(config, killed_dir)
+
+    step_a, meta_a, state_a = final_params(full_dir, config)
+    step_b, meta_b, state_b = final_params(killed_dir, config)
+    assert step_a == step_b == 3
+    for a, b in zip(leaves(state_a), leaves(state_b)):
+        np.testing.assert_array_equal(a, b)   # bit-identical, same machine
+    assert [r["metrics"] for r in rows_resumed] == [r["metrics"] for r in rows_full]
+    with open(os.path.join(killed_dir, "metrics.jsonl")) as f:
+        assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+
+
+def test_restore_with_a_different_config_says_what_differs(tmp_path):
+    cache = str(tmp_path / "cache")
+    workdir = str(tmp_path / "w")
+    config = tiny_config(cache, epochs=1)
+    train_and_evaluate(config, workdir)
+    other = tiny_config(cache, epochs=1)
+    other.model = "acdae"
+    with pytest.raises(CheckpointError, match=r"model: workdir has 'unet', now 'acdae'"):
+        train_and_evaluate(other, workdir)
+    more_seeds = tiny_config(cache, epochs=1)
+    more_seeds.seeds = 3
+    with pytest.raises(CheckpointError, match="seeds"):
+        train_and_evaluate(more_seeds, workdir)
+
+
+def test_checkpoint_fingerprint_names_parameter_shape_differences():
+    saved = {"model": "unet", "param_shapes": {"['enc0']['kernel']": [13, 2, 16]}}
+    expected = {"model": "unet", "param_shapes": {"['enc0']['kernel']": [11, 2, 16]}}
+    with pytest.raises(CheckpointError, match=r"parameter shapes differ .*\[13, 2, 16\] vs config \[11, 2, 16\]"):
+        checkpoints.check_fingerprint(saved, expected, "W")
+
+
+def test_a_diverging_member_is_reported_and_flagged(tmp_path, capsys):
+    """A learning rate of 1e30 makes every member diverge: flagged in logs, metrics and results."""
+    config = tiny_config(str(tmp_path / "cache"), epochs=1, learning_rate=1e30)
+    rows = train_and_evaluate(config, str(tmp_path / "w"))
+    assert all(r["diverged"] for r in rows)
+    assert "diverged" in capsys.readouterr().err
+    with open(tmp_path / "w" / "metrics.jsonl") as f:
+        row = json.loads(f.readline())
+    assert row["diverged"] == [True] * 4 and row["loss"] == [None] * 4
+
+
+def test_smoke_training_on_physionet_lowers_every_members_test_error(tmp_path, shared_data_dir):
+    """configs/unet.py:smoke on the real records: every member ends better than it started."""
+    config = common.network_config("unet", "smoke")
+    config.data.data_dir = str(shared_data_dir)
+    config.data.cache_dir = str(tmp_path / "cache")
+    config.train.epochs = 0          # evaluation of the initial parameters
+    before = train_and_evaluate(config, str(tmp_path / "w"))
+    config.train.epochs = 2          # same workdir: a permitted change, same seeds -> same init
+    after = train_and_evaluate(config, str(tmp_path / "w"))
+    assert {r["source"] for r in after} == {"physionet"}
+    assert len(after) == len(before) == 3
+    for b, a in zip(before, after):
+        assert a["seed"] == b["seed"]
+        assert a["metrics"]["rmse"] < b["metrics"]["rmse"]
+        assert a["metrics"]["snr_db"] > b["metrics"]["snr_db"]
+
+
+def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path):
+    """The real thing: kill -9 mid-run, then `scripts/train.py --workdir W` finishes the run."""
+    workdir = tmp_path / "w"
+    env = dict(os.environ, ECG_JAX_CACHE=str(tmp_path / "cache"))
+    args = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--config",
+            os.path.join(REPO, "configs", "unet.py:smoke"), f"--workdir={workdir}",
+            "--config.data.source=synthetic", "--config.data.window=64", "--config.data.n_windows=400",
+            "--config.train.epochs=40", "--config.train.batch_size=32", "--config.seeds=2"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chunk = workdir / "checkpoints" / "chunk_00"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if chunk.exists() and any(p.name.isdigit() and int(p.name) >= 2 for p in chunk.iterdir()):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "results.jsonl").exists()
+
+    resumed = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--workdir={workdir}"],
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from the checkpoint after epoch" in resumed.stderr
+    with open(workdir / "metrics.jsonl") as f:
+        assert [json.loads(line)["epoch"] for line in f] == list(range(1, 41))
+    with open(workdir / "results.jsonl") as f:
+        assert len(f.readlines()) == 2
