@@ -3,8 +3,8 @@
 For each network (U-Net and DANCER by default):
   (a) one seed alone                     one-member program
   (b) 10 seeds one after another         the one-member program run 10 times
-  (c) 10 seeds in one program            vmap and map over the member axis
-  (d) the 20-dataset x 10-seed grid      200 members in one program
+  (c) 10 seeds in one program            each execution mode of --modes (runner.py)
+  (d) the 20-dataset x 10-seed grid      200 members in one program (first mode)
   (e) PyTorch eager twin                 benchmarks/torch_models.py (if torch is installed)
 A member-step is one optimisation step (batch 64, window 256) of one member,
 so the numbers compare directly. Compile time is reported separately and never
@@ -34,6 +34,8 @@ from ecg_jax.cli import run_main  # noqa: E402
 from ecg_jax.models import create_model  # noqa: E402
 from ecg_jax.train import engine, sharding  # noqa: E402
 from ecg_jax.train.device_data import MemberConsts, SplitArrays  # noqa: E402
+from ecg_jax.train.loop import resolve_loop, resolve_parallelism  # noqa: E402
+from ecg_jax.train.runner import MemberRunner  # noqa: E402
 
 _MODELS = flags.DEFINE_list("models", ["unet", "dancer"], "Networks to measure.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Optimisation steps per timed epoch.")
@@ -42,7 +44,8 @@ _SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds for cases (b), (c), (d).")
 _DATASETS = flags.DEFINE_integer("datasets", 20, "Datasets for the grid case (d).")
 _GRID = flags.DEFINE_bool("grid", True, "Measure the grid case (d).")
 _TORCH = flags.DEFINE_bool("torch", True, "Measure the PyTorch eager twins (e) when torch is installed.")
-_PARALLELISM = flags.DEFINE_list("parallelism", ["vmap", "map"], "Member strategies for (c) and (d).")
+_MODES = flags.DEFINE_list("modes", None, "Execution modes LOOP-PARALLELISM for (c)/(d), e.g. host-map,scan-vmap; "
+                           "default: host-map,host-vmap on CPU, scan-vmap,host-vmap on accelerators.")
 _JSON = flags.DEFINE_string("json", None, "Also write all numbers to this JSON file.")
 BATCH, WINDOW = 64, 256
 
@@ -57,22 +60,23 @@ def problem(n_members: int, steps: int):
     return data, consts
 
 
-def settings(steps: int, parallelism: str) -> engine.TrainSettings:
-    return engine.TrainSettings(BATCH, steps, WINDOW, 2, 1e-3, 40, 0.1, parallelism)
+def settings(steps: int, mode: str) -> engine.TrainSettings:
+    loop, parallelism = mode.split("-")
+    return engine.TrainSettings(BATCH, steps, WINDOW, 2, 1e-3, 40, 0.1, parallelism, loop)
 
 
-def measure(model_name: str, n_members: int, parallelism: str, steps: int, repeats: int,
+def measure(model_name: str, n_members: int, mode: str, steps: int, repeats: int,
             sequential_runs: int = 1) -> dict:
     """Member-steps/s of an `n_members` program; `sequential_runs` programs run back to back."""
     model = create_model(model_name)
-    s = settings(steps, parallelism)
+    s = settings(steps, mode)
     mesh = sharding.member_mesh()
     n_pad = sharding.padded_count(n_members, mesh)
     data, consts = problem(n_members, steps)
     data = sharding.place_replicated(data, mesh)
     consts = sharding.place_members(sharding.pad_members(consts, n_pad), mesh)
-    init = sharding.distribute(engine.make_init(model, s), mesh, 1, 0)
-    epoch = sharding.distribute(engine.make_epoch(model, s), mesh, 2, 1)
+    runner = MemberRunner(model, s, mesh)
+    init, epoch = runner.init, runner.epoch
 
     def keys_for(run):
         seeds = [run * n_members + i for i in range(n_members)]
@@ -94,7 +98,7 @@ def measure(model_name: str, n_members: int, parallelism: str, steps: int, repea
     seconds = time.perf_counter() - tic
     member_steps = repeats * sequential_runs * n_members * steps
     return {"model": model_name, "members": n_members, "sequential_runs": sequential_runs,
-            "parallelism": parallelism, "member_steps_per_s": member_steps / seconds,
+            "mode": mode, "member_steps_per_s": member_steps / seconds,
             "step_ms": 1e3 * seconds / (repeats * sequential_runs * steps),
             "compile_plus_first_epoch_s": compile_s}
 
@@ -108,7 +112,7 @@ def measure_torch_twin(model_name: str, steps: int) -> dict | None:
               "pip install -r benchmarks/requirements.txt", file=sys.stderr)
         return None
     r = measure_torch(model_name, batch_size=BATCH, steps=max(steps, 10))
-    return {"model": model_name, "members": 1, "parallelism": "torch-eager",
+    return {"model": model_name, "members": 1, "mode": f"torch-eager-{r.get('threads')}threads",
             "member_steps_per_s": r["steps_per_s"], "step_ms": r["step_ms"]}
 
 
@@ -118,16 +122,18 @@ def main(argv):
     steps, repeats, seeds = _STEPS.value, _REPEATS.value, _SEEDS.value
     print(f"backend {jax.default_backend()}, {len(jax.devices())} device(s): {jax.devices()[0].device_kind}; "
           f"{os.cpu_count()} CPU cores; batch {BATCH}, window {WINDOW}, {steps} steps/epoch, {repeats} timed epochs")
+    auto = f"{resolve_loop('auto')}-{resolve_parallelism('auto')}"
+    modes = _MODES.value or [auto, "host-vmap"]
+    print(f"modes: {', '.join(modes)} (auto on this backend: {auto})")
     results = []
     for name in _MODELS.value:
         rows = {}
-        rows["a"] = measure(name, 1, "vmap", steps, repeats)
-        rows["b"] = measure(name, 1, "vmap", steps, repeats, sequential_runs=seeds)
-        for p in _PARALLELISM.value:
-            rows[f"c-{p}"] = measure(name, seeds, p, steps, repeats)
+        rows["a"] = measure(name, 1, auto, steps, repeats)
+        rows["b"] = measure(name, 1, auto, steps, repeats, sequential_runs=seeds)
+        for mode in modes:
+            rows[f"c-{mode}"] = measure(name, seeds, mode, steps, repeats)
         if _GRID.value:
-            for p in _PARALLELISM.value:
-                rows[f"d-{p}"] = measure(name, seeds * _DATASETS.value, p, steps, 1)
+            rows[f"d-{modes[0]}"] = measure(name, seeds * _DATASETS.value, modes[0], steps, 1)
         if _TORCH.value:
             t = measure_torch_twin(name, steps)
             if t:

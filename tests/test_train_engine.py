@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from ecg_jax.models import create_model
-from ecg_jax.train import engine, sharding
+from ecg_jax.train import engine
 from ecg_jax.train.device_data import MemberConsts, SplitArrays
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

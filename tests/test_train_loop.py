@@ -166,3 +166,33 @@ def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path):
         assert [json.loads(line)["epoch"] for line in f] == list(range(1, 41))
     with open(workdir / "results.jsonl") as f:
         assert len(f.readlines()) == 2
+
+
+def test_restored_checkpoint_evaluation_equals_in_process_evaluation(tmp_path):
+    from ecg_jax.evaluate import evaluate_workdir, restore_member
+
+    workdir = str(tmp_path / "w")
+    config = tiny_config(str(tmp_path / "cache"), epochs=2)
+    in_process = train_and_evaluate(config, workdir)
+    restored = evaluate_workdir(workdir, write=False)
+    assert [(r["noise_type"], r["snr_db"], r["seed"]) for r in restored] == \
+        [(r["noise_type"], r["snr_db"], r["seed"]) for r in in_process]
+    for a, b in zip(restored, in_process):
+        assert a["metrics"] == b["metrics"]          # the same numbers, not just close ones
+    # An older checkpoint is a different model.
+    first = evaluate_workdir(workdir, epoch=1, write=False)
+    assert first[0]["metrics"] != in_process[0]["metrics"] and first[0]["epochs"] == 1
+
+    # One member on its own reproduces its row's numbers.
+    from ecg_jax.datasets import prepare_data
+    from ecg_jax.metrics import mean_metrics
+
+    one = restore_member(workdir, 3)
+    m = one["member"]
+    prepared = prepare_data(resolve_config(config))
+    noisy = prepared.test.noisy(m.dataset.noise_type, m.dataset.snr_db)
+    x = (noisy - one["mean"]) / one["std"]
+    out = one["model"].apply(one["variables"], x, train=False) * one["std"] + one["mean"]
+    metrics = mean_metrics(prepared.test.clean, out, noisy)
+    row = next(r for r in in_process if r["seed"] == m.seed and r["snr_db"] == m.dataset.snr_db)
+    np.testing.assert_allclose(float(metrics["snr_db"]), row["metrics"]["snr_db"], rtol=1e-4)

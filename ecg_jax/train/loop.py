@@ -12,7 +12,7 @@ The workdir after a run:
   members.json      the member list and its split into programs (chunks)
   metrics.jsonl     per-epoch, per-member training losses
   checkpoints/      orbax checkpoints, one manager per chunk
-  results.jsonl     test metrics, one row per member
+  results.jsonl     test metrics, one row per member (ecg_jax/evaluate.py)
   examples.npz      first test window of every dataset: clean, noisy, denoised
 """
 
@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.config_utils import config_to_json, load_config_json, resolve_config, save_config, write_text_atomic
-from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.errors import CheckpointError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init, member_keys
@@ -151,7 +151,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     """
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
     from ecg_jax.models import create_model
-    from ecg_jax.results import append_rows, make_row
+    from ecg_jax.evaluate import score_chunk, write_examples
+    from ecg_jax.results import append_rows
 
     config = resolve_config(config)
     model = create_model(config.model, **config.model_kwargs.to_dict())
@@ -218,23 +219,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, runner.epoch, mgr,
                             fingerprint, start, metrics_log, on_epoch_end)
 
-        tic = time.perf_counter()
-        means, example = evaluate(state, consts, test_data)
-        log(f"chunk {ci}: evaluated {n} members on {prepared.n_test} test windows "
-            f"({time.perf_counter() - tic:.1f}s, compile included)")
-        means = {k: v[:n] for k, v in means.items()}
-        example = example[:n]
-        diverged = np.asarray(jax.device_get(state.diverged))[:n]
-        for j, m in enumerate(chunk):
-            rows.append(make_row(
-                method=method_id(config), noise_type=m.dataset.noise_type, snr_db=m.dataset.snr_db,
-                seed=m.seed, split=config.data.split, source=prepared.source,
-                metrics={k: float(v[j]) for k, v in means.items()},
-                experiment=config.experiment, epochs=config.train.epochs,
-                n_test=int(prepared.clean.shape[0] - prepared.n_train), diverged=bool(diverged[j])))
-            examples[f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"] = example[j]
+        r, e = score_chunk(config, prepared, chunk, state, consts, test_data, evaluate, method_id(config),
+                           {"epochs": int(config.train.epochs)})
+        rows += r
+        examples.update(e)
 
-    _write_examples(workdir, prepared, members, examples)
+    write_examples(workdir, prepared, members, examples)
     append_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 
@@ -278,20 +268,3 @@ def _run_epochs(config, settings, ci, chunk, state, consts, train_data, epoch_fn
         if on_epoch_end is not None:
             on_epoch_end(ci, e + 1)
     return state
-
-
-def _write_examples(workdir, prepared, members, examples) -> None:
-    """The first test window of each dataset: clean, noisy and every member's output."""
-    from ecg_jax.noise import mix_at_snr, noise_for_type
-
-    i = prepared.n_train
-    out = {"clean": np.asarray(prepared.clean[i])}
-    for m in members:
-        key = f"noisy/{m.dataset.noise_type}/{m.dataset.snr_db:g}"
-        if key not in out:
-            noise = noise_for_type({k: v[i] for k, v in prepared.noise.items()}, m.dataset.noise_type)
-            out[key] = np.asarray(mix_at_snr(out["clean"], noise, m.dataset.snr_db))
-    out.update(examples)
-    tmp = os.path.join(workdir, "examples.tmp.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, os.path.join(workdir, "examples.npz"))

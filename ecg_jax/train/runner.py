@@ -22,7 +22,6 @@ once per epoch. See BENCHMARKS.md for the measurements behind the defaults.
 
 from __future__ import annotations
 
-from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -86,7 +85,7 @@ class MemberRunner:
         n = consts.snr_db.shape[0]
         states = _unstack(state, n)
         member_consts = _unstack(consts, n)
-        orders, all_losses = [], []
+        orders = []
         for m in range(n):
             states[m], order = self._shuffle_one(states[m], data)
             orders.append(order)

@@ -1,0 +1,41 @@
+"""Evaluate a training workdir from its checkpoints.
+
+  python scripts/evaluate.py --workdir W              # latest checkpoint of every program
+  python scripts/evaluate.py --workdir W --epoch 40   # the checkpoint after epoch 40
+  python scripts/evaluate.py --workdir W --data_dir ../shared/data   # data moved since training
+
+Restores every member, scores it on the test windows of its dataset in
+evaluation mode (running BatchNorm statistics, outputs de-normalised to mV),
+appends the rows to W/results.jsonl (same schema as the baselines; a later row
+replaces an earlier one with the same method/dataset/seed) and prints them.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.errors import ConfigError  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).",
+                               required=True)
+_EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate (number of finished epochs); default latest.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "PhysioNet folder, if it moved since training.")
+
+
+@run_main
+def main(argv):
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax.evaluate import evaluate_workdir
+    from ecg_jax.results import print_rows
+
+    rows = evaluate_workdir(_WORKDIR.value, epoch=_EPOCH.value, data_dir=_DATA_DIR.value)
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    app.run(main)
