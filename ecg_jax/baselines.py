@@ -153,3 +153,33 @@ def search_threshold(method: str, clean_train, noisy_train,
         if snr > best_snr:  # False for NaN
             best_t, best_snr = t, snr
     return float(best_t)
+
+
+def score_baselines_on_grid(config, prepared, methods: Sequence[str] = ("fft", "dwt")) -> list[dict]:
+    """Result rows of `methods` on every (noise type, SNR) of a resolved config.
+
+    Thresholds are the config's reference ones, or with
+    `baselines.threshold_search` chosen per dataset on its training windows only
+    (and recorded in the row). Rows use the shared results schema, seed None.
+    """
+    from ecg_jax.results import make_row
+
+    for m in methods:
+        get_baseline(m)  # unknown names fail before any work
+    b = config.baselines
+    reference = {"fft": b.fft_threshold, "dwt": b.dwt_threshold}
+    train, test = prepared.train, prepared.test
+    rows = []
+    for noise_type in config.noise_types:
+        for snr in config.snr_levels:
+            noisy_test = test.noisy(noise_type, snr)
+            noisy_train = train.noisy(noise_type, snr) if b.threshold_search else None
+            for m in methods:
+                threshold = (search_threshold(m, train.clean, noisy_train) if b.threshold_search
+                             else reference.get(m, get_baseline(m).default_threshold))
+                rows.append(make_row(
+                    method=m, noise_type=noise_type, snr_db=snr, seed=None, split=config.data.split,
+                    source=prepared.source, metrics=score_baseline(m, test.clean, noisy_test, threshold),
+                    threshold=float(threshold), threshold_search=bool(b.threshold_search),
+                    n_test=int(prepared.n_test)))
+    return rows

@@ -30,35 +30,16 @@ _METHODS = flags.DEFINE_list("methods", ["fft", "dwt"], "Baselines to score.")
 
 def run_baselines(config, workdir: str, methods=("fft", "dwt")) -> list[dict]:
     """Score `methods` on every dataset of `config`; append and return the result rows."""
-    from ecg_jax.baselines import get_baseline, score_baseline, search_threshold
+    from ecg_jax.baselines import score_baselines_on_grid
     from ecg_jax.config_utils import resolve_config
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.results import append_rows, make_row
+    from ecg_jax.results import append_rows
 
     config = resolve_config(config)
-    for m in methods:
-        get_baseline(m)  # unknown names fail before any work
     prepared = prepare_data(config)
     os.makedirs(workdir, exist_ok=True)
     write_data_card(data_card(prepared, config), workdir)
-    b = config.baselines
-    defaults = {"fft": b.fft_threshold, "dwt": b.dwt_threshold}
-    train, test = prepared.train, prepared.test
-    rows = []
-    for noise_type in config.noise_types:
-        for snr in config.snr_levels:
-            noisy_test = test.noisy(noise_type, snr)
-            noisy_train = train.noisy(noise_type, snr) if b.threshold_search else None
-            for m in methods:
-                if b.threshold_search:
-                    threshold = search_threshold(m, train.clean, noisy_train)  # training windows only
-                else:
-                    threshold = defaults.get(m, get_baseline(m).default_threshold)
-                metrics = score_baseline(m, test.clean, noisy_test, threshold)
-                rows.append(make_row(method=m, noise_type=noise_type, snr_db=snr, seed=None,
-                                     split=config.data.split, source=prepared.source, metrics=metrics,
-                                     threshold=float(threshold), threshold_search=bool(b.threshold_search),
-                                     n_test=int(prepared.n_test)))
+    rows = score_baselines_on_grid(config, prepared, methods)
     append_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 

@@ -172,8 +172,9 @@ def test_restored_checkpoint_evaluation_equals_in_process_evaluation(tmp_path):
     from ecg_jax.evaluate import evaluate_workdir, restore_member
 
     workdir = str(tmp_path / "w")
-    config = tiny_config(str(tmp_path / "cache"), epochs=2)
+    config = tiny_config(str(tmp_path / "cache"), epochs=2, tensorboard=True)
     in_process = train_and_evaluate(config, workdir)
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(workdir, "tensorboard")))
     restored = evaluate_workdir(workdir, write=False)
     assert [(r["noise_type"], r["snr_db"], r["seed"]) for r in restored] == \
         [(r["noise_type"], r["snr_db"], r["seed"]) for r in in_process]

@@ -37,7 +37,7 @@ from ecg_jax.train.engine import MemberState, TrainSettings, make_init, member_k
 from ecg_jax.train.evaluation import MemberEvaluator
 from ecg_jax.train.runner import MemberRunner
 from ecg_jax.train.members import Member, chunk_members, members_of
-from ecg_jax.train.progress import MetricsLog, ProgressBar, epoch_row
+from ecg_jax.train.progress import MetricsLog, ProgressBar, TensorBoardLog, epoch_row
 
 # What `member_parallelism="auto"` and `loop="auto"` pick per backend: see
 # BENCHMARKS.md (scripts/benchmark_train.py measures the options side by side).
@@ -189,6 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train_data = sharding.place_replicated(split_arrays(prepared, "train"), mesh)
     test_data = sharding.place_replicated(split_arrays(prepared, "test"), mesh)
     metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+    tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if config.train.tensorboard else None
     evaluate = MemberEvaluator(model, parallelism, loop, mesh)
     runner = MemberRunner(model, settings, mesh)
     rows, examples = [], {}
@@ -217,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
         metrics_log.truncate_after(ci, start)
         state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, runner.epoch, mgr,
-                            fingerprint, start, metrics_log, on_epoch_end)
+                            fingerprint, start, metrics_log, on_epoch_end, tensorboard)
 
         r, e = score_chunk(config, prepared, chunk, state, consts, test_data, evaluate, method_id(config),
                            {"epochs": int(config.train.epochs)})
@@ -241,7 +242,7 @@ def _chunk_size(config, workdir, n_params, settings, members) -> int:
 
 
 def _run_epochs(config, settings, ci, chunk, state, consts, train_data, epoch_fn, mgr, fingerprint,
-                start, metrics_log, on_epoch_end) -> MemberState:
+                start, metrics_log, on_epoch_end, tensorboard=None) -> MemberState:
     n = len(chunk)
     t = config.train
     bar = ProgressBar(f"chunk {ci}", t.epochs, start, settings.steps_per_epoch * n)
@@ -260,7 +261,10 @@ def _run_epochs(config, settings, ci, chunk, state, consts, train_data, epoch_fn
         was_diverged = diverged
         epoch_loss = np.where(diverged, np.nan, losses.mean(axis=1))
         lr = t.learning_rate * (t.lr_decay_factor if e >= t.lr_decay_epoch else 1.0)
-        metrics_log.append(epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds))
+        row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
+        metrics_log.append(row)
+        if tensorboard is not None:
+            tensorboard.log_epoch(row)
         bar.update(e + 1, epoch_loss, seconds, first)
         first = False
         if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:

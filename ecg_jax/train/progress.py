@@ -103,3 +103,27 @@ def epoch_row(chunk: int, epoch: int, member_indices: Sequence[int], losses: np.
         "loss": [None if not np.isfinite(x) else float(x) for x in losses],
         "diverged": [bool(d) for d in diverged],
     }
+
+
+class TensorBoardLog:
+    """Optional TensorBoard scalars (train.tensorboard=True): mean loss and one curve per member."""
+
+    def __init__(self, logdir: str):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            from ecg_jax.errors import ConfigError
+            raise ConfigError("train.tensorboard=True needs tensorboardX: pip install -r requirements.txt") from None
+        self.writer = SummaryWriter(logdir)
+
+    def log_epoch(self, row: dict) -> None:
+        losses = np.asarray([np.nan if x is None else x for x in row["loss"]], float)
+        epoch = row["epoch"]
+        if np.isfinite(losses).any():
+            self.writer.add_scalar("loss/mean_over_members", float(np.nanmean(losses)), epoch)
+        for index, loss in zip(row["members"], losses):
+            if np.isfinite(loss):
+                self.writer.add_scalar(f"loss/member_{index:03d}", float(loss), epoch)
+        self.writer.add_scalar("learning_rate", row["learning_rate"], epoch)
+        self.writer.add_scalar("epoch_seconds", row["epoch_seconds"], epoch)
+        self.writer.flush()

@@ -48,6 +48,7 @@ class MemberRunner:
         # A Python loop over members only makes sense on one device; with a mesh
         # each device runs its block of members with vmap/lax.map under shard_map.
         self.per_member_dispatch = s.loop == "host" and par == "map" and mesh is None
+        self._members, self._stacked = None, None   # per-member states of the last epoch
         init_one = make_init_one(model, s)
         if self.per_member_dispatch:
             self._init_one = jax.jit(init_one)
@@ -83,27 +84,27 @@ class MemberRunner:
                 losses.append(loss)
             return state, jnp.stack(losses, axis=1)
         n = consts.snr_db.shape[0]
-        states = _unstack(state, n)
+        # The list of per-member states from the previous epoch is reused when we
+        # are handed back the very state we returned, so nothing is re-sliced.
+        states = self._members if state is self._stacked else _unstack(state, n)
         member_consts = _unstack(consts, n)
-        orders = []
+        losses = []
         for m in range(n):
+            # One member's whole epoch at a time, as in sequential runs: its
+            # parameters and optimizer state stay hot in the CPU caches.
             states[m], order = self._shuffle_one(states[m], data)
-            orders.append(order)
-        losses = [[] for _ in range(n)]
-        for i in range(s.steps_per_epoch):
-            for m in range(n):  # members one after another, step by step
-                states[m], loss = self._step_one(states[m], member_consts[m], data, orders[m][i])
-                losses[m].append(loss)
-        return _stack(states), jnp.stack([jnp.stack(l) for l in losses])
-
-
-@jax.jit
-def _stack_jit(trees):
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+            member_losses = []
+            for i in range(s.steps_per_epoch):
+                states[m], loss = self._step_one(states[m], member_consts[m], data, order[i])
+                member_losses.append(loss)
+            losses.append(jnp.stack(member_losses))
+        self._members, self._stacked = states, _stack(states)
+        return self._stacked, jnp.stack(losses)
 
 
 def _stack(trees: list) -> object:
-    return _stack_jit(trees)
+    """Stack per-member trees leaf by leaf (one dispatch per leaf, no giant jit)."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def _unstack(tree, n: int) -> list:
