@@ -128,3 +128,14 @@ def write_text_atomic(path: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def config_differences(saved: Any, new: Any, ignore: Sequence[str] = (), prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, saved value, new value) for every leaf field that differs, except `ignore`d paths."""
+    if isinstance(saved, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(saved) | set(new)):
+            out += config_differences(saved.get(key), new.get(key), ignore, f"{prefix}{key}.")
+        return out
+    path = prefix.rstrip(".")
+    return [] if saved == new or path in ignore else [(path, saved, new)]

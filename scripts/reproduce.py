@@ -28,7 +28,6 @@ import json
 import os
 import sys
 import time
-from typing import Any
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -39,7 +38,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.config_utils import as_list, config_to_json, resolve_config, save_config  # noqa: E402
+from ecg_jax.config_utils import as_list, config_differences, config_to_json, resolve_config, save_config  # noqa: E402
 from ecg_jax.errors import CheckpointError, ConfigError  # noqa: E402
 
 CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
@@ -112,22 +111,12 @@ def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_c
     return resolve_config(config)
 
 
-def _config_differences(saved: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(saved, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(saved) | set(new)):
-            out += _config_differences(saved.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    path = prefix.rstrip(".")
-    return [] if saved == new or path in NOT_AFFECTING_RESULTS else [path]
-
-
 def _same_config(config: ml_collections.ConfigDict, path: str) -> bool:
     if not os.path.isfile(path):
         return False
     with open(path) as f:
         saved = json.load(f)
-    return not _config_differences(saved, json.loads(config_to_json(config)))
+    return not config_differences(saved, json.loads(config_to_json(config)), NOT_AFFECTING_RESULTS)
 
 
 def baseline_config(paper: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

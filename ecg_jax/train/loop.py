@@ -29,7 +29,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import config_to_json, load_config_json, resolve_config, save_config, write_text_atomic
+from ecg_jax.config_utils import (config_differences, config_to_json, load_config_json, resolve_config,
+                                  save_config, write_text_atomic)
 from ecg_jax.errors import CheckpointError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import member_consts, split_arrays
@@ -95,25 +96,14 @@ def auto_members_per_program(n_params: int, s: TrainSettings, n_members: int) ->
     return max(1, min(n_members, int(0.6 * limit) // max(1, per_member) * len(jax.devices())))
 
 
-def _config_diffs(saved: dict, new: dict, prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(saved) | set(new)):
-        path = f"{prefix}{key}"
-        a, b = saved.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_diffs(a, b, path + ".")
-        elif a != b and path not in RESUMABLE_CHANGES:
-            diffs.append(f"{path}: workdir has {a!r}, now {b!r}")
-    return diffs
-
-
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
     saved = json.loads(config_to_json(load_config_json(path)))
     new = json.loads(config_to_json(config))
-    diffs = _config_diffs(saved, new)
+    diffs = [f"{path}: workdir has {a!r}, now {b!r}"
+             for path, a, b in config_differences(saved, new, RESUMABLE_CHANGES)]
     if diffs:
         raise CheckpointError(f"{workdir} was made with a different config: " + "; ".join(diffs)
                               + ". Resume with --workdir alone, or use a fresh workdir.")
