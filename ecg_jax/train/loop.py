@@ -18,7 +18,6 @@ The workdir after a run:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -107,18 +106,6 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> Non
     if diffs:
         raise CheckpointError(f"{workdir} was made with a different config: " + "; ".join(diffs)
                               + ". Resume with --workdir alone, or use a fresh workdir.")
-
-
-@dataclasses.dataclass
-class ChunkProgram:
-    """One compiled program: a block of members trained together."""
-    index: int
-    members: list[Member]
-    n_padded: int
-    init: Callable
-    epoch: Callable
-    evaluate: Callable
-    consts: object
 
 
 def _fingerprint(config, members: Sequence[Member], params_template) -> dict:
