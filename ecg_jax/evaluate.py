@@ -90,7 +90,7 @@ def _chunks(workdir: str, config) -> list[list[Member]]:
     return chunk_members(members_of(config), size)
 
 
-def _abstract_state(model, settings: TrainSettings, chunk: Sequence[Member]):
+def abstract_state(model, settings: TrainSettings, chunk: Sequence[Member]):
     """Shapes and dtypes of a chunk's stacked state, without running (or compiling) init."""
     return jax.eval_shape(make_init(model, settings), member_keys([m.seed for m in chunk]))
 
@@ -118,7 +118,7 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
         mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), read_only=True)
         if mgr.latest_step() is None:
             raise CheckpointError(f"no checkpoint in {mgr.directory}: train first (scripts/train.py)")
-        abstract = _abstract_state(model, settings, chunk)
+        abstract = abstract_state(model, settings, chunk)
         meta = checkpoints.read_meta(mgr, epoch)
         checkpoints.check_fingerprint({k: v for k, v in meta.items() if k != "epoch"},
                                       _fingerprint(config, chunk, abstract.params), mgr.directory)
@@ -159,7 +159,7 @@ def restore_member(workdir: str, index: int, epoch: int | None = None) -> dict:
     settings = TrainSettings.from_config(config, n_train, resolve_parallelism(config.train.member_parallelism),
                                          resolve_loop(config.train.loop))
     mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), read_only=True)
-    step, state = checkpoints.restore(mgr, _abstract_state(model, settings, chunks[ci]), epoch)
+    step, state = checkpoints.restore(mgr, abstract_state(model, settings, chunks[ci]), epoch)
     one = jax.tree_util.tree_map(lambda x: np.asarray(x[j]), state)
     variables = {"params": one.params, **({"batch_stats": one.batch_stats} if one.batch_stats else {})}
     with open(os.path.join(workdir, "data_card.json")) as f:

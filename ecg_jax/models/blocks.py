@@ -52,6 +52,21 @@ class CAC(ChannelShrink):
     activation: Activation = jax.nn.relu
 
 
+def _abs_conv_gate(module: nn.Module, x: jax.Array, hidden: int, out: int, kernel_size: int,
+                   act: Callable, train: bool) -> jax.Array:
+    """x * sigmoid(Conv(hidden->out)(act(BN(Conv(C->hidden)(|x|))))), bias-free convolutions.
+
+    The gate shared by CSE (out = C: per channel and time) and SpatialShrink
+    (out = 1: per time step). Called from the block's compact __call__, so the
+    submodules (conv1, bn, conv2) belong to that block.
+    """
+    h = Conv1d(hidden, kernel_size, use_bias=False, name="conv1")(jnp.abs(x))
+    h = act(BatchNorm(name="bn")(h, train))
+    a = jax.nn.sigmoid(Conv1d(out, kernel_size, use_bias=False, name="conv2")(h))
+    module.sow("intermediates", "gate", a)
+    return x * a
+
+
 class CSE(nn.Module):
     """Channel-spatial excitation (DANCER): a per-channel, per-time-step gate.
 
@@ -65,12 +80,8 @@ class CSE(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         channels = x.shape[-1]
-        h = Conv1d(channels // self.reduction, self.kernel_size, use_bias=False,
-                   name="conv1")(jnp.abs(x))
-        h = jax.nn.relu(BatchNorm(name="bn")(h, train))
-        a = jax.nn.sigmoid(Conv1d(channels, self.kernel_size, use_bias=False, name="conv2")(h))
-        self.sow("intermediates", "gate", a)
-        return x * a
+        return _abs_conv_gate(self, x, channels // self.reduction, channels, self.kernel_size,
+                              jax.nn.relu, train)
 
 
 class DANCE(nn.Module):
@@ -95,12 +106,7 @@ class SpatialShrink(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         channels = x.shape[-1]
-        h = Conv1d(channels // self.reduction, self.kernel_size, use_bias=False,
-                   name="conv1")(jnp.abs(x))
-        h = leaky_relu(BatchNorm(name="bn")(h, train))
-        a = jax.nn.sigmoid(Conv1d(1, self.kernel_size, use_bias=False, name="conv2")(h))
-        self.sow("intermediates", "gate", a)
-        return x * a
+        return _abs_conv_gate(self, x, channels // self.reduction, 1, self.kernel_size, leaky_relu, train)
 
 
 class Shrinkage(nn.Module):

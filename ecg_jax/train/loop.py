@@ -128,7 +128,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     """
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
     from ecg_jax.models import create_model
-    from ecg_jax.evaluate import score_chunk, write_examples
+    from ecg_jax.evaluate import abstract_state, score_chunk, write_examples
     from ecg_jax.results import append_rows
 
     config = resolve_config(config)
@@ -180,19 +180,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         consts = sharding.place_members(sharding.pad_members(member_consts(prepared, chunk), n_pad), mesh)
         keys = sharding.place_members(sharding.pad_members(member_keys([m.seed for m in chunk]), n_pad), mesh)
         mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), keep=config.train.keep_checkpoints)
-        tic = time.perf_counter()
-        state = jax.block_until_ready(runner.init(keys))
-        log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
-        fingerprint = _fingerprint(config, chunk, state.params)
+        # Shapes only (no init compile) for the fingerprint and for restoring.
+        abstract = abstract_state(model, settings, chunk)
+        fingerprint = _fingerprint(config, chunk, abstract.params)
         start = 0
         if mgr.latest_step() is not None:
             checkpoints.check_fingerprint(
                 {k: v for k, v in checkpoints.read_meta(mgr).items() if k != "epoch"},
                 fingerprint, mgr.directory)
-            start, restored = checkpoints.restore(mgr, sharding.unpad_members(jax.device_get(state), n))
+            start, restored = checkpoints.restore(mgr, abstract)
             state = sharding.place_members(sharding.pad_members(restored, n_pad), mesh)
             if start < config.train.epochs:
                 log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
+        else:
+            tic = time.perf_counter()
+            state = jax.block_until_ready(runner.init(keys))
+            log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
         metrics_log.truncate_after(ci, start)
         state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, runner.epoch, mgr,
                             fingerprint, start, metrics_log, on_epoch_end, tensorboard)
