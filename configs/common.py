@@ -51,9 +51,10 @@ def base_config() -> ml_collections.ConfigDict:
     t.learning_rate = 1e-3
     t.lr_decay_epoch = 40    # lr x lr_decay_factor from this epoch on (0-based epoch index)
     t.lr_decay_factor = 0.1
-    t.member_parallelism = "auto"  # "auto" | "vmap" | "map" (auto: map on CPU, vmap on GPU/TPU)
-    t.loop = "auto"          # "auto" | "scan" | "host" (auto: host on CPU, scan on GPU/TPU; runner.py)
-    t.max_members_per_program = 0  # 0 -> automatic chunking by memory estimate
+    t.member_parallelism = "auto"  # "auto" | "vmap" | "map": members batched inside the step (auto: vmap)
+    t.loop = "auto"          # "auto" | "scan" | "host" (auto: host on CPU, scan on GPU/TPU; train/program.py)
+    t.max_members_per_program = 0  # 0 -> planned: XLA memory analysis on accelerators, 1 per device on CPU
+    t.gpu_deterministic = False  # deterministic XLA GPU kernels (bit-exact resume on GPUs; slower)
     t.checkpoint_every = 10  # epochs
     t.keep_checkpoints = 2
     t.tensorboard = False

@@ -15,9 +15,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).",
@@ -25,17 +26,19 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (holds config.
 _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate (number of finished epochs); default latest.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "PhysioNet folder, if it moved since training.")
 
+define_distributed_flags()
 
-@run_main
+
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from ecg_jax.evaluate import evaluate_workdir
+    from ecg_jax.evaluation import evaluate_workdir
     from ecg_jax.results import print_rows
 
     rows = evaluate_workdir(_WORKDIR.value, epoch=_EPOCH.value, data_dir=_DATA_DIR.value)
-    print_rows(rows)
+    if jax.process_index() == 0:  # every process has the rows; one prints them
+        print_rows(rows)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(run_main(main, distributed=True))

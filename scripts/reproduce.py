@@ -3,380 +3,41 @@
   ECG_JAX_DATA=../shared/data python scripts/reproduce.py --config configs/paper.py --workdir R
   ECG_JAX_DATA=../shared/data python scripts/reproduce.py --config configs/paper.py:smoke --workdir /tmp/repro
   python scripts/reproduce.py --config configs/paper.py --workdir R --config.networks=unet,dancer
+  # several processes (each with its own devices), e.g. two on one machine:
+  python scripts/reproduce.py ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=0 &
+  python scripts/reproduce.py ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=1
 
-Stages, each logged on stderr with its wall time:
-  data        prepare (or load from the cache) the windows once; states the source
-  baselines   FFT and DWT on every dataset -> R/baselines/results.jsonl
-  <network>   one experiment per entry of config.networks -> R/<experiment>/
-              (train_and_evaluate: checkpoints, metrics.jsonl, results.jsonl, examples.npz)
-  tables      R/tables/tables.html, tables.md, runs.csv
-  figures     R/tables/snr_curves.{png,svg}; example_<noise>_<snr>dB.{png,svg} (one test
-              window: clean, noisy, FFT, DWT and the first seed of every main-table network)
-              and example_<noise>_<snr>dB_ablation.{png,svg} (the CIADNet ablation variants)
-
-Resumable: run the same command again after an interruption. An experiment
-whose workdir holds the same config and a result row for every member is
-skipped ("done, skipping"); an unfinished one resumes from its last checkpoint
-inside train_and_evaluate. Tables and figures are always rebuilt, from the rows
-of the current grid only.
+Stages, outputs and resumption: ecg_jax/reproduce.py.
 """
 
-from __future__ import annotations
-
-import importlib.util
 import json
 import os
 import sys
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.config_utils import as_list, config_differences, config_to_json, resolve_config, save_config  # noqa: E402
-from ecg_jax.errors import CheckpointError, ConfigError  # noqa: E402
+from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
+from ecg_jax.errors import ConfigError  # noqa: E402
+from ecg_jax.reproduce import CONFIGS_DIR  # noqa: E402
 
-CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
-BASELINE_METHODS = ("fft", "dwt")
-BASELINES_DIR = "baselines"
-TABLES_DIR = "tables"
-# The paper config's own fields; every other field of it (data, noise_types,
-# snr_levels, seeds, train, baselines, ...) is shared by all experiments.
-PAPER_ONLY_FIELDS = ("networks", "experiments", "baselines_enabled")
-# Config fields that do not change a finished experiment's numbers: a workdir
-# that differs from the current config only in these is still "done".
-NOT_AFFECTING_RESULTS = ("experiment", "data.data_dir", "data.cache_dir", "train.member_parallelism",
-                         "train.loop", "train.tensorboard", "train.checkpoint_every",
-                         "train.keep_checkpoints", "train.max_members_per_program")
-EXAMPLE_SNR_DB = -4.0  # the protocol's hardest input SNR: where denoisers differ most
-EXAMPLE_NOISE_TYPE = "emb"
+_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(CONFIGS_DIR, "paper.py"),
+                                          "Paper config (configs/paper.py[:smoke]).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output root: baselines/, one folder per experiment, tables/.",
+                               required=True)
+define_distributed_flags()
 
 
-def log(msg: str) -> None:
-    print(f"[reproduce] {msg}", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------ configs
-
-def _load_config_file(spec: str) -> ml_collections.ConfigDict:
-    """`get_config(arg)` of "file.py[:arg]" in configs/ (as config_flags would load it)."""
-    filename, _, arg = spec.partition(":")
-    path = os.path.join(CONFIGS_DIR, filename)
-    if not os.path.isfile(path):
-        raise ConfigError(f"network config file {path} does not exist (from experiment entry {spec!r})")
-    module_spec = importlib.util.spec_from_file_location(f"_reproduce_{filename[:-3]}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    try:
-        return module.get_config(arg or None)
-    except ValueError as e:  # the config files' own argument check
-        raise ConfigError(f"{spec}: {e}") from None
-
-
-def experiment_ids(paper: ml_collections.ConfigDict) -> list[str]:
-    """The experiments to run, validated against the paper config's `experiments` map."""
-    ids = [str(x) for x in as_list(paper.networks)]
-    known = list(paper.experiments.keys())
-    for x in ids:
-        if x not in known:
-            raise ConfigError(f"unknown experiment {x!r} in config.networks; valid: {', '.join(known)}")
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"config.networks has duplicates: {', '.join(ids)}")
-    if not ids and not paper.baselines_enabled:
-        raise ConfigError("nothing to do: config.networks is empty and baselines_enabled is False")
-    return ids
-
-
-def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_collections.ConfigDict:
-    """The network's own config file for model/model_kwargs, the paper config for all shared fields."""
-    from ecg_jax.train.loop import method_id
-
-    config = _load_config_file(paper.experiments[experiment])
-    for name in paper.keys():
-        if name not in PAPER_ONLY_FIELDS:
-            value = paper[name]
-            config[name] = ml_collections.ConfigDict(value.to_dict()) \
-                if isinstance(value, ml_collections.ConfigDict) else value
-    config.experiment = experiment
-    if method_id(config) != experiment:
-        # Rows are keyed by method id; an experiment under another id would
-        # silently merge with (or hide behind) a different table row.
-        raise ConfigError(f"experiment {experiment!r} ({paper.experiments[experiment]}) trains "
-                          f"method {method_id(config)!r}; the experiment id must be the method id")
-    return resolve_config(config)
-
-
-def _same_config(config: ml_collections.ConfigDict, path: str) -> bool:
-    if not os.path.isfile(path):
-        return False
-    with open(path) as f:
-        saved = json.load(f)
-    return not config_differences(saved, json.loads(config_to_json(config)), NOT_AFFECTING_RESULTS)
-
-
-def baseline_config(paper: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The fields the FFT/DWT rows depend on: a change of networks or training keeps them valid."""
-    return ml_collections.ConfigDict({name: paper[name] for name in ("data", "noise_types", "snr_levels",
-                                                                      "baselines")})
-
-
-# ------------------------------------------------------------------ results bookkeeping
-
-def _key(method: str, noise_type: str, snr_db: float, seed: int | None, split: str, source: str) -> tuple:
-    return (method, noise_type, float(snr_db), seed, split, source)
-
-
-def expected_network_keys(config: ml_collections.ConfigDict, source: str) -> set[tuple]:
-    """One row key per member (seed x dataset) of a resolved experiment config."""
-    from ecg_jax.train.loop import method_id
-    from ecg_jax.train.members import members_of
-
-    return {_key(method_id(config), m.dataset.noise_type, m.dataset.snr_db, m.seed, config.data.split, source)
-            for m in members_of(config)}
-
-
-def expected_baseline_keys(paper: ml_collections.ConfigDict, source: str) -> set[tuple]:
-    return {_key(m, nt, snr, None, paper.data.split, source)
-            for m in BASELINE_METHODS for nt in paper.noise_types for snr in paper.snr_levels}
-
-
-def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None) -> dict[tuple, dict]:
-    """The rows of workdir/results.jsonl that belong to `expected` (and were trained for `epochs`)."""
-    from ecg_jax.results import RESULTS_FILENAME, read_rows, row_key
-
-    path = os.path.join(workdir, RESULTS_FILENAME)
-    if not os.path.isfile(path):
-        return {}
-    return {row_key(r): r for r in read_rows(path)
-            if row_key(r) in expected and (epochs is None or r.get("epochs") == epochs)}
-
-
-# ------------------------------------------------------------------ stages
-
-def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: str) -> list[dict]:
-    """FFT and DWT rows of every dataset, computed unless workdir already holds them for this config."""
-    from ecg_jax.baselines import score_baselines_on_grid
-    from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.results import RESULTS_FILENAME, append_rows
-
-    expected = expected_baseline_keys(paper, source)
-    config = baseline_config(paper)
-    config_path = os.path.join(workdir, "config.json")
-    done = _finished_rows(workdir, expected) if _same_config(config, config_path) else {}
-    if len(done) == len(expected):
-        log(f"baselines: done, skipping ({len(done)} rows in {workdir})")
-        return list(done.values())
-    # Deterministic and cheap: recompute from scratch rather than merge with
-    # rows of another config.
-    results_path = os.path.join(workdir, RESULTS_FILENAME)
-    if os.path.exists(results_path):
-        os.remove(results_path)
-    prepared = prepare_data(config)
-    os.makedirs(workdir, exist_ok=True)
-    write_data_card(data_card(prepared, config), workdir)
-    rows = score_baselines_on_grid(config, prepared, BASELINE_METHODS)
-    append_rows(results_path, rows)
-    save_config(config, config_path)
-    log(f"baselines: {len(rows)} rows -> {results_path}")
-    return rows
-
-
-def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, workdir: str,
-                         source: str) -> list[dict]:
-    """Train and evaluate one network experiment unless its workdir already holds every result."""
-    from ecg_jax.train.loop import train_and_evaluate
-
-    config = experiment_config(paper, experiment)
-    expected = expected_network_keys(config, source)
-    done = (_finished_rows(workdir, expected, epochs=int(config.train.epochs))
-            if _same_config(config, os.path.join(workdir, "config.json")) else {})
-    if len(done) == len(expected):
-        log(f"{experiment}: done, skipping ({len(done)} runs in {workdir})")
-        return list(done.values())
-    state = "resuming" if os.path.isdir(os.path.join(workdir, "checkpoints")) else "training"
-    log(f"{experiment}: {state} {len(expected)} members ({config.model}, "
-        f"{json.dumps(config.model_kwargs.to_dict())}) -> {workdir}")
-    try:
-        rows = train_and_evaluate(config, workdir)
-    except CheckpointError as e:
-        raise CheckpointError(f"experiment {experiment}: {e} (reproduce.py: delete {workdir} to retrain "
-                              f"this experiment with the current config, or use a fresh --workdir)") from None
-    return [r for r in rows if _key(r["method"], r["noise_type"], r["snr_db"], r["seed"], r["split"],
-                                    r["source"]) in expected]
-
-
-# ------------------------------------------------------------------ figures
-
-def _example_dataset(paper: ml_collections.ConfigDict) -> tuple[str, float]:
-    noise_type = EXAMPLE_NOISE_TYPE if EXAMPLE_NOISE_TYPE in paper.noise_types else paper.noise_types[0]
-    levels = [float(s) for s in paper.snr_levels]
-    snr = EXAMPLE_SNR_DB if EXAMPLE_SNR_DB in levels else min(levels)
-    if snr != EXAMPLE_SNR_DB:
-        log(f"figures: {EXAMPLE_SNR_DB:g} dB is not in snr_levels; the example window uses {snr:g} dB")
-    return noise_type, snr
-
-
-def example_window(paper: ml_collections.ConfigDict, noise_type: str, snr_db: float):
-    """The first test window (clean, noisy), mixed exactly as the training workdirs' examples.npz."""
-    from ecg_jax.datasets import prepare_data
-    from ecg_jax.noise import mix_at_snr, noise_for_type
-
-    prepared = prepare_data(paper)
-    i = prepared.n_train
-    clean = np.asarray(prepared.clean[i])
-    noise = noise_for_type({k: v[i] for k, v in prepared.noise.items()}, noise_type)
-    return clean, np.asarray(mix_at_snr(clean, noise, snr_db)), float(paper.data.fs)
-
-
-def baseline_outputs(noisy: np.ndarray, baseline_rows: list[dict], noise_type: str,
-                     snr_db: float) -> dict[str, np.ndarray]:
-    """FFT/DWT output on the example window, at the threshold their rows were scored with."""
-    from ecg_jax.baselines import get_baseline
-
-    out = {}
-    for r in baseline_rows:
-        if r["noise_type"] == noise_type and float(r["snr_db"]) == snr_db:
-            baseline = get_baseline(r["method"])
-            out[r["method"]] = baseline.denoise(noisy[None], r.get("threshold", baseline.default_threshold))[0]
-    return out
-
-
-def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: float) -> np.ndarray | None:
-    """The first seed's output on the example window from workdir/examples.npz (None, logged, if absent)."""
-    path = os.path.join(workdir, "examples.npz")
-    if not os.path.isfile(path):
-        log(f"figures: no {path}; left out of the example figure")
-        return None
-    with np.load(path) as z:
-        if "clean" not in z.files or not np.allclose(z["clean"], clean, atol=1e-5):
-            log(f"figures: {path} holds another test window; left out of the example figure")
-            return None
-        prefix = f"denoised/{noise_type}/{snr_db:g}/"
-        seeds = sorted((k for k in z.files if k.startswith(prefix)), key=lambda k: int(k[len(prefix):]))
-        if not seeds:
-            log(f"figures: {path} has no output for {noise_type} at {snr_db:g} dB")
-            return None
-        return np.asarray(z[seeds[0]])
-
-
-def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, experiments: list[str],
-                  rows: list[dict]) -> dict[str, str]:
-    from ecg_jax import figures, tables
-    from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
-
-    paths: dict[str, str] = {}
-    groups = tables.group_by_protocol(rows)
-    for (split, source), group in groups.items():
-        stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}"
-        png, svg = figures.plot_snr_curves(group, os.path.join(out_dir, stem))
-        paths[stem], paths[stem + "_svg"] = png, svg
-
-    noise_type, snr = _example_dataset(paper)
-    clean, noisy, fs = example_window(paper, noise_type, snr)
-    outputs = baseline_outputs(noisy, [r for r in rows if r["seed"] is None], noise_type, snr)
-    for experiment in experiments:
-        out = network_output(os.path.join(root, experiment), clean, noise_type, snr)
-        if out is not None:
-            outputs[experiment] = out
-    source = rows[0]["source"] if rows else "unknown"
-    what = f"First test window, {noise_type} noise at {snr:g} dB input SNR ({source} data)"
-    stem = f"example_{noise_type}_{snr:g}dB"
-    # Two figures: eleven lines on one window would be unreadable. The main
-    # figure holds the main-table methods, the ablation figure CIADNet's variants.
-    main = {display_name(m): outputs[m] for m in MAIN_TABLE_METHODS if m in outputs}
-    if main:
-        png, svg = figures.plot_denoising_example(clean, noisy, main, fs, what + "; networks: seed 0",
-                                                  os.path.join(out_dir, stem))
-        paths["example"], paths["example_svg"] = png, svg
-    ablation = {ABLATION_DISPLAY_NAMES[m]: outputs[m] for m in ABLATION_METHODS if m in outputs}
-    if any(m in outputs for m in ABLATION_METHODS if m not in MAIN_TABLE_METHODS):
-        png, svg = figures.plot_denoising_example(clean, noisy, ablation, fs, "CIADNet ablation: " + what,
-                                                  os.path.join(out_dir, stem + "_ablation"))
-        paths["example_ablation"], paths["example_ablation_svg"] = png, svg
-    return paths
-
-
-# ------------------------------------------------------------------ the whole run
-
-def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
-    """(source, sentence) after preparing (or loading from the cache) the shared data once."""
-    from ecg_jax.datasets import prepare_data
-
-    prepared = prepare_data(paper)
-    sizes = f"{prepared.n_train} train / {prepared.n_test} test windows, {paper.data.split} split"
-    if prepared.source == "synthetic":
-        return "synthetic", f"SYNTHETIC ECG and noise (built-in generator, not PhysioNet), {sizes}"
-    return "physionet", (f"PhysioNet MIT-BIH Arrhythmia + Noise Stress Test from {prepared.data_dir} "
-                         f"({len(prepared.record_names)} records), {sizes}")
-
-
-def reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
-    """Run the whole grid of a paper config (configs/paper.py) in `workdir`; return the output paths.
-
-    Keys: "html", "markdown", "csv" (tables), "snr_curves" (+ "_svg"),
-    "example" (+ "_svg"), "example_ablation" (+ "_svg") when ablation variants
-    ran, and "timings" (the per-stage wall times as JSON).
-    """
-    from ecg_jax import tables
-
-    paper = resolve_config(config)
-    experiments = experiment_ids(paper)
-    timings: dict[str, float] = {}
-    t_all = time.perf_counter()
-
-    def stage(name: str, fn, *args):
-        log(f"== {name}")
-        tic = time.perf_counter()
-        result = fn(*args)
-        timings[name] = time.perf_counter() - tic
-        log(f"== {name}: {timings[name]:.1f}s")
-        return result
-
-    source, description = stage("data", _describe_source, paper)
-    log(f"data source: {description}")
-    rows: list[dict] = []
-    if paper.baselines_enabled:
-        rows += stage("baselines", run_baselines_stage, paper, os.path.join(workdir, BASELINES_DIR), source)
-    for experiment in experiments:
-        rows += stage(experiment, run_experiment_stage, paper, experiment, os.path.join(workdir, experiment),
-                      source)
-
-    out_dir = os.path.join(workdir, TABLES_DIR)
-    os.makedirs(out_dir, exist_ok=True)
-    paths = dict(stage("tables", tables.write_tables, rows, out_dir))
-    paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
-    timings["total"] = time.perf_counter() - t_all
-
-    paths["timings"] = os.path.join(out_dir, "timings.json")
-    with open(paths["timings"], "w") as f:
-        json.dump({"source": source, "seconds": {k: round(v, 2) for k, v in timings.items()}}, f, indent=1)
-    log("wall time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
-    log(f"data source: {description}")
-    log(f"outputs in {out_dir}: " + ", ".join(sorted(os.path.basename(p) for p in paths.values())))
-    return paths
-
-
-# ------------------------------------------------------------------ command line
-
-def define_flags():
-    """--config and --workdir. Defined only when run as a script, so that tests (and other
-    scripts) can import `reproduce` in-process without clashing with their own absl flags."""
-    config = config_flags.DEFINE_config_file(
-        "config", os.path.join(CONFIGS_DIR, "paper.py"), "Paper config (configs/paper.py[:smoke]).")
-    workdir = flags.DEFINE_string("workdir", None,
-                                  "Output root: baselines/, one folder per experiment, tables/.", required=True)
-    return config, workdir
-
-
-def main(argv: list[str], config_flag, workdir_flag) -> None:
+def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    paths = reproduce(config_flag.value, workdir_flag.value)
+    from ecg_jax.reproduce import reproduce
+
+    paths = reproduce(_CONFIG.value, _WORKDIR.value)
+    if not paths:  # not process 0 of a multi-process run
+        return
     with open(paths["markdown"]) as f:
         print(f.read(), end="")
     with open(paths["timings"]) as f:
@@ -389,5 +50,4 @@ def main(argv: list[str], config_flag, workdir_flag) -> None:
 
 
 if __name__ == "__main__":
-    _flags = define_flags()
-    app.run(run_main(lambda argv: main(argv, *_flags)))
+    app.run(run_main(main, distributed=True))

@@ -4,6 +4,9 @@
   python scripts/train.py --config configs/unet.py --workdir runs/unet \
       --config.seeds=3 --config.noise_types=emb --config.snr_levels=-4,0
   python scripts/train.py --workdir runs/unet      # resume an interrupted run
+  # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
+  python scripts/train.py --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
+  python scripts/train.py --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
 
 With `--workdir` alone the run resumes from `<workdir>/config.json` and the
 last checkpoint. Set the PhysioNet folder with --config.data.data_dir=DIR or
@@ -15,10 +18,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
 from ecg_jax.config_utils import load_config_json  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
@@ -26,8 +30,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
 
+define_distributed_flags()
 
-@run_main
+
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -42,8 +47,9 @@ def main(argv):
         config = load_config_json(saved)
     rows = train_and_evaluate(config, _WORKDIR.value)
     from ecg_jax.results import print_rows
-    print_rows(rows)
+    if jax.process_index() == 0:  # every process has the rows; one prints them
+        print_rows(rows)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(run_main(main, distributed=True))

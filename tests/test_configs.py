@@ -11,7 +11,7 @@ import pytest
 from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS, resolve_config
 from ecg_jax.errors import ConfigError
 from ecg_jax.models import MODEL_NAMES, create_model
-from ecg_jax.train.loop import method_id
+from ecg_jax.train.experiment import method_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "*.py"))

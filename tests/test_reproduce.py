@@ -38,7 +38,7 @@ def _load(key: str, path: str):
 
 
 paper = _load("_config_paper", os.path.join(REPO, "configs", "paper.py"))
-reproduce = _load("_script_reproduce", os.path.join(REPO, "scripts", "reproduce.py"))
+from ecg_jax import reproduce  # noqa: E402
 
 
 def run_logged(config, workdir) -> tuple[dict, str]:

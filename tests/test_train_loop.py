@@ -42,22 +42,27 @@ class Killed(Exception):
     pass
 
 
-def final_params(workdir: str, config) -> dict:
+def final_params(workdir: str, config=None):
+    """(epoch, meta, host state) of the latest checkpoint of chunk 0, restored the project's way."""
+    from ecg_jax.evaluation import load_workdir_config, restore_chunk
+    from ecg_jax.train import sharding
+    from ecg_jax.train.experiment import Experiment, workdir_chunks
+
+    experiment = Experiment.from_config(load_workdir_config(workdir))
+    chunk = workdir_chunks(workdir, experiment)[0]
     mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, 0), read_only=True)
-    step = mgr.latest_step()
-    meta = checkpoints.read_meta(mgr)
-    state = mgr.restore(step, args=checkpoints.ocp.args.Composite(
-        state=checkpoints.ocp.args.StandardRestore()))["state"]
-    return step, meta, state
+    step, state = restore_chunk(experiment, workdir, 0, chunk)
+    return step, checkpoints.read_meta(mgr), sharding.to_host(state)
 
 
 def leaves(tree):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
-def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("loop", ["host", "scan"])
+def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path, loop):
     cache = str(tmp_path / "cache")
-    config = tiny_config(cache)
+    config = tiny_config(cache, loop=loop)
     full_dir, killed_dir = str(tmp_path / "full"), str(tmp_path / "killed")
     rows_full = train_and_evaluate(config, full_dir)
 
@@ -67,10 +72,12 @@ def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path):
     assert len(rows_full) == 4 and {r["seed"] for r in rows_full} == {0, 1}
     with open(os.path.join(full_dir, "metrics.jsonl")) as f:
         epochs = [json.loads(line) for line in f]
-    assert [e["epoch"] for e in epochs] == [1, 2, 3] and len(epochs[0]["loss"]) == 4
+    # On CPU each device trains one member at a time: 4 programs of 1 member, 3 epochs each.
+    assert [(e["chunk"], e["epoch"]) for e in epochs] == [(c, e) for c in range(4) for e in (1, 2, 3)]
+    assert sum(len(e["loss"]) for e in epochs if e["epoch"] == 1) == 4
 
     def kill_after_epoch_2(chunk, epoch):
-        if epoch == 2:
+        if chunk == 1 and epoch == 2:   # chunk 0 finished, chunk 1 half-way
             raise Killed()
 
     with pytest.raises(Killed):
@@ -85,7 +92,7 @@ def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(a, b)   # bit-identical, same machine
     assert [r["metrics"] for r in rows_resumed] == [r["metrics"] for r in rows_full]
     with open(os.path.join(killed_dir, "metrics.jsonl")) as f:
-        assert [json.loads(line)["epoch"] for line in f] == [1, 2, 3]
+        assert [(e["chunk"], e["epoch"]) for e in map(json.loads, f)] == [(c, e) for c in range(4) for e in (1, 2, 3)]
 
 
 def test_restore_with_a_different_config_says_what_differs(tmp_path):
@@ -117,8 +124,9 @@ def test_a_diverging_member_is_reported_and_flagged(tmp_path, capsys):
     assert all(r["diverged"] for r in rows)
     assert "diverged" in capsys.readouterr().err
     with open(tmp_path / "w" / "metrics.jsonl") as f:
-        row = json.loads(f.readline())
-    assert row["diverged"] == [True] * 4 and row["loss"] == [None] * 4
+        lines = [json.loads(line) for line in f]
+    assert sum(len(r["diverged"]) for r in lines) == 4
+    assert all(r["diverged"] == [True] * len(r["diverged"]) and r["loss"] == [None] * len(r["loss"]) for r in lines)
 
 
 def test_smoke_training_on_physionet_lowers_every_members_test_error(tmp_path, shared_data_dir):
@@ -138,21 +146,25 @@ def test_smoke_training_on_physionet_lowers_every_members_test_error(tmp_path, s
         assert a["metrics"]["snr_db"] > b["metrics"]["snr_db"]
 
 
-def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path):
-    """The real thing: kill -9 mid-run, then `scripts/train.py --workdir W` finishes the run."""
-    workdir = tmp_path / "w"
-    env = dict(os.environ, ECG_JAX_CACHE=str(tmp_path / "cache"))
+@pytest.mark.parametrize("devices", [1, 4])
+def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path, devices):
+    """The real thing: kill -9 mid-run, then `scripts/train.py --workdir W` finishes the run,
+    bit-identical to an uninterrupted run, on one device and on a 4-device mesh."""
+    env = dict(os.environ, ECG_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     args = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--config",
-            os.path.join(REPO, "configs", "unet.py:smoke"), f"--workdir={workdir}",
+            os.path.join(REPO, "configs", "unet.py:smoke"),
             "--config.data.source=synthetic", "--config.data.window=64", "--config.data.n_windows=400",
-            "--config.train.epochs=40", "--config.train.batch_size=32", "--config.seeds=2"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            "--config.train.epochs=12", "--config.train.batch_size=32", "--config.seeds=2"]
+    workdir, full = tmp_path / "w", tmp_path / "full"
+    proc = subprocess.Popen(args + [f"--workdir={workdir}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     chunk = workdir / "checkpoints" / "chunk_00"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if chunk.exists() and any(p.name.isdigit() and int(p.name) >= 2 for p in chunk.iterdir()):
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -162,14 +174,37 @@ def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path):
                              env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from the checkpoint after epoch" in resumed.stderr
+    n_chunks = 2 if devices == 1 else 1   # one member per device on CPU
     with open(workdir / "metrics.jsonl") as f:
-        assert [json.loads(line)["epoch"] for line in f] == list(range(1, 41))
-    with open(workdir / "results.jsonl") as f:
-        assert len(f.readlines()) == 2
+        assert [(e["chunk"], e["epoch"]) for e in map(json.loads, f)] == \
+            [(c, e) for c in range(n_chunks) for e in range(1, 13)]
+    uninterrupted = subprocess.run(args + [f"--workdir={full}"], env=env, capture_output=True, text=True,
+                                   timeout=600)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    with open(workdir / "results.jsonl") as f, open(full / "results.jsonl") as g:
+        rows_resumed, rows_full = [json.loads(l) for l in f], [json.loads(l) for l in g]
+    assert len(rows_resumed) == 2
+    assert [r["metrics"] for r in rows_resumed] == [r["metrics"] for r in rows_full]
+    for ci in range(n_chunks):
+        a = sharding_free_state(workdir, ci)
+        b = sharding_free_state(full, ci)
+        for x, y in zip(leaves(a), leaves(b)):
+            np.testing.assert_array_equal(x, y)
+
+
+def sharding_free_state(workdir, ci: int):
+    """Host copy of chunk `ci`'s latest checkpoint (in this 1-device test process)."""
+    from ecg_jax.evaluation import load_workdir_config, restore_chunk
+    from ecg_jax.train import sharding
+    from ecg_jax.train.experiment import Experiment, workdir_chunks
+
+    experiment = Experiment.from_config(load_workdir_config(str(workdir)))
+    chunk = workdir_chunks(str(workdir), experiment)[ci]
+    return sharding.to_host(restore_chunk(experiment, str(workdir), ci, chunk)[1])
 
 
 def test_restored_checkpoint_evaluation_equals_in_process_evaluation(tmp_path):
-    from ecg_jax.evaluate import evaluate_workdir, restore_member
+    from ecg_jax.evaluation import evaluate_workdir, restore_member
 
     workdir = str(tmp_path / "w")
     config = tiny_config(str(tmp_path / "cache"), epochs=2, tensorboard=True)

@@ -1,17 +1,25 @@
-"""Orbax checkpoints of the stacked member state, with a fingerprint check.
+"""Orbax checkpoints of the member-sharded state, with a fingerprint check.
 
 Each training program (chunk of members) has its own orbax CheckpointManager
 under `<workdir>/checkpoints/chunk_NN/`, keyed by the number of finished
-epochs. A checkpoint holds two items: `state`, the unpadded stacked
-`MemberState` (so it restores on any device count), and `meta`, JSON with the
-epoch, the members and a fingerprint of everything that fixes the state's
-shapes and meaning (network, its options, members, window, parameter shapes).
-Orbax writes each step into a temporary folder and renames it when complete,
-so a run killed mid-save leaves the previous checkpoint intact.
+epochs. A checkpoint holds two items: `state`, the stacked `MemberState` as
+the global, member-sharded arrays the program trains (each process writes the
+shards its devices hold; nothing is gathered onto one host), and `meta`, JSON
+with the epoch, the member counts and a fingerprint of everything that fixes
+the state's shapes and meaning (network, its options, members, window,
+parameter shapes).
+
+The saved state includes the padding members (copies of member 0 that make
+the member count a multiple of the device count); `padded_members` in the
+meta says how many there are, so a checkpoint restores under any device or
+process count (`restore` re-pads). Orbax writes each step into a temporary
+folder and renames it when complete, so a run killed mid-save leaves the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -20,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ecg_jax.errors import CheckpointError
+from ecg_jax.train import sharding
 from ecg_jax.train.engine import MemberState
 
 
@@ -40,10 +49,17 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
     return {jax.tree_util.keystr(path): list(np.shape(x)[1:]) for path, x in flat}
 
 
+def _storable(state: MemberState) -> MemberState:
+    """Typed PRNG keys as their raw uint32 data (what orbax can store)."""
+    return state._replace(rng=jax.random.key_data(state.rng))
+
+
 def save(mgr: ocp.CheckpointManager, epoch: int, state: MemberState, meta: dict) -> None:
-    state = jax.device_get(state)
+    """Save the global state as it is sharded; every process calls this, each writes its shards."""
+    padded = int(state.diverged.shape[0])
     mgr.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave({**meta, "epoch": epoch})))
+        state=ocp.args.StandardSave(_storable(state)),
+        meta=ocp.args.JsonSave({**meta, "epoch": epoch, "padded_members": padded})))
     mgr.wait_until_finished()
 
 
@@ -56,6 +72,7 @@ def read_meta(mgr: ocp.CheckpointManager, epoch: int | None = None) -> dict | No
 
 def check_fingerprint(saved: dict, expected: dict, where: str) -> None:
     """Raise CheckpointError naming every field where the checkpoint and config differ."""
+    saved = {k: v for k, v in saved.items() if k not in ("epoch", "padded_members")}
     diffs = []
     for key in sorted(set(saved) | set(expected)):
         a, b = saved.get(key), expected.get(key)
@@ -76,16 +93,40 @@ def _short(x: Any) -> str:
     return s if len(s) < 120 else s[:117] + "..."
 
 
-def restore(mgr: ocp.CheckpointManager, template: MemberState, epoch: int | None = None) -> tuple[int, MemberState]:
-    """Restore the stacked state into the structure/shapes of `template`."""
+def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: int, mesh,
+            epoch: int | None = None) -> tuple[int, MemberState]:
+    """Restore a chunk's state as member-sharded global arrays over `mesh`.
+
+    `abstract_one` gives the shapes of one member's state with a leading
+    member axis of any length (e.g. `jax.eval_shape` of init). The result has
+    `sharding.padded_count(n_members, mesh)` members, whatever device count
+    wrote the checkpoint.
+    """
     epoch = mgr.latest_step() if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"no checkpoint found in {mgr.directory}")
+    meta = read_meta(mgr, epoch)
+    saved = int(meta.get("padded_members", n_members))
+    # Restore straight into the member sharding when the saved count splits
+    # evenly over this mesh; otherwise replicated, then re-padded below.
+    target = (sharding.member_sharding(mesh) if saved % sharding.n_devices(mesh) == 0
+              else sharding.replicated_sharding(mesh))
+    stored = jax.eval_shape(_storable, abstract_one)
     abstract = jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), template)
+        lambda x: jax.ShapeDtypeStruct((saved,) + tuple(x.shape[1:]), x.dtype, sharding=target), stored)
     try:
         restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint at epoch {epoch} in {mgr.directory} does not match the "
                               f"network/config: {str(e).splitlines()[0][:300]}") from None
-    return epoch, restored["state"]
+    state = MemberState(*restored["state"])
+    n_total = sharding.padded_count(n_members, mesh)
+    if saved != n_total or target != sharding.member_sharding(mesh):
+        state = sharding.conform_members(state, n_members, n_total, mesh)
+    return epoch, state._replace(rng=jax.random.wrap_key_data(state.rng))
+
+
+def quiet_orbax_logs() -> None:
+    """Orbax logs every save and restore at INFO/WARNING through absl; a user can act on none of it."""
+    for name in ("orbax", "orbax.checkpoint", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,4 +1,4 @@
-"""The prepared windows as device arrays, plus each member's dataset constants.
+"""The prepared windows as the program's data, plus each member's dataset constants.
 
 Only the clean windows and the three raw noise segments per window live on the
 device; a member's noisy input is mixed on the fly inside the step from its
@@ -40,20 +40,21 @@ def split_arrays(prepared: "PreparedData", split: str) -> SplitArrays:
     sl = slice(0, prepared.n_train) if split == "train" else slice(prepared.n_train, None)
     clean = np.asarray(prepared.clean[sl], np.float32)
     noise = np.stack([np.asarray(prepared.noise[t][sl], np.float32) for t in RAW_NOISE_TYPES])
-    return SplitArrays(jnp.asarray(clean), jnp.asarray(noise))
+    return SplitArrays(clean, noise)  # host arrays; sharding.put_replicated places them
 
 
 def member_consts(prepared: "PreparedData", members: Sequence[Member]) -> MemberConsts:
+    """Host (numpy) constants of `members`; sharding.put_members places them."""
     stats = {}
     for m in members:
         key = (m.dataset.noise_type, m.dataset.snr_db)
         if key not in stats:
             stats[key] = prepared.norm_stats(*key)
     return MemberConsts(
-        noise_weights=jnp.asarray(np.stack([noise_weights(m.dataset.noise_type) for m in members])),
-        snr_db=jnp.asarray([m.dataset.snr_db for m in members], jnp.float32),
-        mean=jnp.asarray(np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][0] for m in members]), jnp.float32),
-        std=jnp.asarray(np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][1] for m in members]), jnp.float32),
+        noise_weights=np.stack([noise_weights(m.dataset.noise_type) for m in members]).astype(np.float32),
+        snr_db=np.asarray([m.dataset.snr_db for m in members], np.float32),
+        mean=np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][0] for m in members]).astype(np.float32),
+        std=np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][1] for m in members]).astype(np.float32),
     )
 
 

@@ -1,14 +1,18 @@
-"""The multi-member training program: init, one epoch, and `make_train`.
+"""The training computation of ONE member, and how it is lifted to many.
 
-Everything here is a pure function of arrays, written for ONE member and
-lifted to the member axis by `over_members` (or by `runner.MemberRunner`). A
-member's state carries its parameters, BatchNorm statistics, optimizer state,
-PRNG key and a divergence flag; the stacked state has a leading member axis.
+Everything here is a pure function of arrays written for a single member:
+`init_one(seed)`, `shuffle_one(state, data)` and `step_one(state, consts, data,
+batch)`. `over_members` lifts such a function to a leading member axis, by
+`jax.vmap` (members batched into one wide computation) or `lax.map` (members
+one after another inside the program, less memory). `program.py` compiles the
+lifted functions once per chunk shape and shards them over the devices.
 
-A member whose loss or new parameters are not finite is frozen: its state is
-kept as it was before the bad step, its `diverged` flag is set and its losses
-read NaN from then on. Members never interact (no cross-member reduction
-anywhere), so a diverged member cannot change the others' numbers.
+A member's state carries its parameters, BatchNorm statistics, optimizer state,
+PRNG key and a divergence flag. A member whose loss or new parameters are not
+finite is frozen: its state is kept as it was before the bad step, its
+`diverged` flag is set and its losses read NaN from then on. Members never
+interact (no cross-member reduction anywhere), so a diverged member cannot
+change the others' numbers.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from ecg_jax.noise import normalize
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
 
 PyTree = Any
+MEMBER_PARALLELISM = ("vmap", "map")
 
 
 class MemberState(NamedTuple):
     params: PyTree
     batch_stats: PyTree      # {} for networks without BatchNorm
     opt_state: PyTree
-    rng: jax.Array           # raw uint32 PRNG key, advanced once per epoch
+    rng: jax.Array           # typed PRNG key (jax.random.key), advanced once per epoch
     diverged: jax.Array      # bool scalar
 
 
@@ -45,28 +50,34 @@ class TrainSettings:
     learning_rate: float
     lr_decay_epoch: int
     lr_decay_factor: float
-    member_parallelism: str   # "vmap" or "map" (already resolved from "auto")
-    loop: str = "scan"        # "scan": epoch = lax.scan of steps; "host": one dispatch per step
+    member_parallelism: str = "vmap"   # how members are batched inside the step: "vmap" or "map"
 
     @classmethod
-    def from_config(cls, config, n_train: int, member_parallelism: str, loop: str) -> "TrainSettings":
+    def from_config(cls, config, n_train: int, member_parallelism: str) -> "TrainSettings":
         t = config.train
         steps = n_train // t.batch_size
         if steps < 1:
             raise ValueError(f"{n_train} training windows is fewer than one batch of {t.batch_size}")
         return cls(batch_size=t.batch_size, steps_per_epoch=steps, window=config.data.window,
                    channels=2, learning_rate=t.learning_rate, lr_decay_epoch=t.lr_decay_epoch,
-                   lr_decay_factor=t.lr_decay_factor, member_parallelism=member_parallelism, loop=loop)
+                   lr_decay_factor=t.lr_decay_factor, member_parallelism=member_parallelism)
+
+
+def make_schedule(s: TrainSettings) -> optax.Schedule:
+    """The reference's per-epoch step decay: x `lr_decay_factor` from epoch `lr_decay_epoch` on.
+
+    The one source of the learning rate: the optimizer uses it, and the
+    training log reads the rate of each epoch from it.
+    """
+    boundary = s.lr_decay_epoch * s.steps_per_epoch
+    return optax.piecewise_constant_schedule(s.learning_rate, {boundary: s.lr_decay_factor})
 
 
 def make_optimizer(s: TrainSettings) -> optax.GradientTransformation:
-    """Adam with the reference's per-epoch step decay (x factor from `lr_decay_epoch` on)."""
-    boundary = s.lr_decay_epoch * s.steps_per_epoch
-    schedule = optax.piecewise_constant_schedule(s.learning_rate, {boundary: s.lr_decay_factor})
-    return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+    return optax.adam(make_schedule(s), b1=0.9, b2=0.999, eps=1e-8)
 
 
-def _variables(params, batch_stats):
+def variables_of(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
@@ -95,15 +106,19 @@ def over_members(fn: Callable, parallelism: str, n_member_args: int) -> Callable
             shared = args[n_member_args:]
             return jax.lax.map(lambda m: fn(*m, *shared), tuple(args[:n_member_args]))
         return lifted
-    raise ValueError(f"member_parallelism must be 'vmap' or 'map', got {parallelism!r}")
+    raise ValueError(f"member_parallelism must be one of {MEMBER_PARALLELISM}, got {parallelism!r}")
 
 
 def make_init_one(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
-    """`init_one(key (2,) uint32) -> MemberState` of one member."""
+    """`init_one(seed int32 scalar) -> MemberState` of one member.
+
+    The key is `jax.random.key(seed)`, the same bits as the raw
+    `PRNGKey(seed)` of earlier versions, so the numbers are unchanged.
+    """
     tx = make_optimizer(s)
 
-    def init_one(key):
-        init_key, train_key = jax.random.split(key)
+    def init_one(seed):
+        init_key, train_key = jax.random.split(jax.random.key(seed))
         dummy = jnp.zeros((1, s.window, s.channels), jnp.float32)
         variables = model.init(init_key, dummy, train=False)
         params = variables["params"]
@@ -143,7 +158,7 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
         y = normalize(clean, consts.mean, consts.std)  # targets use the noisy statistics
 
         def loss_fn(p):
-            out, updates = model.apply(_variables(p, state.batch_stats), x, train=True,
+            out, updates = model.apply(variables_of(p, state.batch_stats), x, train=True,
                                        mutable=["batch_stats"])
             return jnp.mean((out - y) ** 2), updates.get("batch_stats", state.batch_stats)
 
@@ -159,46 +174,27 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
     return step_one
 
 
-def make_epoch_one(model: nn.Module, s: TrainSettings) -> Callable:
-    """`epoch_one(state, consts, data) -> (state, losses (steps,))`: shuffle, then a scan of steps."""
-    shuffle_one = make_shuffle_one(s)
-    step_one = make_step_one(model, s)
+def make_member_step(model: nn.Module, s: TrainSettings) -> Callable:
+    """The lifted step: `step(state, consts, order, data, i) -> (state, losses (M,))`.
 
-    def epoch_one(state: MemberState, consts: MemberConsts, data: SplitArrays):
-        state, order = shuffle_one(state, data)
-        return jax.lax.scan(lambda st, idx: step_one(st, consts, data, idx), state, order)
-
-    return epoch_one
-
-
-def make_init(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
-    """`init(keys (M, 2)) -> stacked MemberState`."""
-    return jax.vmap(make_init_one(model, s))
-
-
-def make_epoch(model: nn.Module, s: TrainSettings) -> Callable:
-    """`epoch(state, consts, data) -> (state, losses (M, steps))`: one scanned epoch per member."""
-    return over_members(make_epoch_one(model, s), s.member_parallelism, 2)
-
-
-def make_train(model: nn.Module, s: TrainSettings, epochs: int) -> Callable:
-    """The purejaxrl shape: `train(keys, consts, data) -> (final_state, losses (E, M, steps))`.
-
-    Pure and jit-able; the whole run is a `lax.scan` over epochs of a `lax.scan`
-    over steps. `runner.MemberRunner` runs the same step function, but stops
-    between epochs for checkpoints and progress and, on CPU, drives the steps
-    from the host (XLA:CPU runs convolutions inside loops far slower).
+    Member arguments: the stacked state, consts and this epoch's batch order
+    (M, steps, batch); shared: the data and the step index `i`, so the host
+    loop and the scanned epoch call literally the same function.
     """
-    init = make_init(model, s)
-    epoch = make_epoch(model, s)
-
-    def train(keys, consts: MemberConsts, data: SplitArrays):
-        state = init(keys)
-        return jax.lax.scan(lambda st, _: epoch(st, consts, data), state, None, length=epochs)
-
-    return train
+    step_one = make_step_one(model, s)
+    return over_members(lambda st, c, order, data, i: step_one(st, c, data, order[i]),
+                        s.member_parallelism, 3)
 
 
-def member_keys(seeds) -> jax.Array:
-    """Raw uint32 PRNG keys, one per member, from the members' seeds."""
-    return jnp.stack([jax.random.PRNGKey(int(seed)) for seed in seeds])
+def make_member_epoch(model: nn.Module, s: TrainSettings) -> Callable:
+    """`epoch(state, consts, data) -> (state, losses (M, steps))`: shuffle, then a scan of the lifted step."""
+    shuffle = over_members(make_shuffle_one(s), s.member_parallelism, 1)
+    step = make_member_step(model, s)
+
+    def epoch(state, consts, data):
+        state, order = shuffle(state, data)
+        state, losses = jax.lax.scan(lambda st, i: step(st, consts, order, data, i), state,
+                                     jnp.arange(s.steps_per_epoch, dtype=jnp.int32))
+        return state, losses.T
+
+    return epoch

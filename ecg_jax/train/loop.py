@@ -1,18 +1,24 @@
 """`train_and_evaluate(config, workdir)`: the whole training job of one config.
 
 Data flow: prepare data (cached) -> members (seeds x datasets) -> chunks that
-fit in memory -> per chunk: init or resume from the last orbax checkpoint ->
-compiled epochs with progress and `metrics.jsonl` -> checkpoints every N epochs
-and at the end -> evaluation of every member on its test windows ->
-`results.jsonl` rows (the same schema as the FFT/DWT baselines).
+fit in memory (measured by XLA's memory analysis of the compiled step) -> per
+chunk: init or resume from the last orbax checkpoint -> compiled epochs with
+progress and `metrics.jsonl` -> checkpoints every N epochs and at the end ->
+evaluation of every member on its test windows -> `results.jsonl` rows (the
+same schema as the FFT/DWT baselines).
+
+Every process of a multi-process run executes this same function on the same
+config; each holds the shards of the members its devices own. Only process 0
+writes files other than checkpoint shards (config, data card, members,
+metrics, results, examples).
 
 The workdir after a run:
   config.json       resolved config (what made the checkpoints)
   data_card.json    data provenance and per-dataset statistics
-  members.json      the member list and its split into programs (chunks)
+  members.json      the member list, its split into programs, and the memory plan
   metrics.jsonl     per-epoch, per-member training losses
   checkpoints/      orbax checkpoints, one manager per chunk
-  results.jsonl     test metrics, one row per member (ecg_jax/evaluate.py)
+  results.jsonl     test metrics, one row per member (ecg_jax/evaluation.py)
   examples.npz      first test window of every dataset: clean, noisy, denoised
 """
 
@@ -22,7 +28,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import ml_collections
@@ -30,69 +36,25 @@ import numpy as np
 
 from ecg_jax.config_utils import (config_differences, config_to_json, load_config_json, resolve_config,
                                   save_config, write_text_atomic)
-from ecg_jax.errors import CheckpointError
+from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.train.device_data import member_consts, split_arrays
-from ecg_jax.train.engine import MemberState, TrainSettings, make_init, member_keys
-from ecg_jax.train.evaluation import MemberEvaluator
-from ecg_jax.train.runner import MemberRunner
-from ecg_jax.train.members import Member, chunk_members, members_of
+from ecg_jax.train.device_data import MemberConsts, split_arrays
+from ecg_jax.train.engine import MemberState, make_schedule
+from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
+                                      chunks_of, read_layout)
+from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, ProgressBar, TensorBoardLog, epoch_row
 
-# What `member_parallelism="auto"` and `loop="auto"` pick per backend: see
-# BENCHMARKS.md (scripts/benchmark_train.py measures the options side by side).
-# On CPU a wide vmapped convolution is slower per member than one member at a
-# time, and convolutions inside XLA loops are slow (runner.py).
-AUTO_PARALLELISM = {"cpu": "map", "gpu": "vmap", "cuda": "vmap", "rocm": "vmap", "tpu": "vmap"}
-AUTO_LOOP = {"cpu": "host"}  # everything else: "scan"
+GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
-# Config fields that may change between a run and its resumption: they do not
-# change what a checkpoint holds. Everything else must match the saved config.
-RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.tensorboard", "train.member_parallelism", "train.loop", "data.data_dir",
-                     "data.cache_dir", "experiment")
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def method_id(config: ml_collections.ConfigDict) -> str:
-    """The results/table id of a config's network (CIADNet ablation variants included)."""
-    if config.model != "ciadnet":
-        return config.model
-    kw = config.model_kwargs.to_dict() if hasattr(config.model_kwargs, "to_dict") else dict(config.model_kwargs)
-    ch, sp = kw.get("channel_shrink", True), kw.get("spatial_shrink", True)
-    return {(True, True): "ciadnet", (True, False): "ciadnet_channel",
-            (False, True): "ciadnet_spatial", (False, False): "ciadnet_base"}[(bool(ch), bool(sp))]
-
-
-def resolve_parallelism(value: str, backend: str | None = None) -> str:
-    if value != "auto":
-        return value
-    return AUTO_PARALLELISM.get(backend or jax.default_backend(), "vmap")
-
-
-def resolve_loop(value: str, backend: str | None = None) -> str:
-    if value != "auto":
-        return value
-    return AUTO_LOOP.get(backend or jax.default_backend(), "scan")
-
-
-def auto_members_per_program(n_params: int, s: TrainSettings, n_members: int) -> int:
-    """A memory heuristic for how many members one vmapped program can hold.
-
-    Per member: parameters, gradients and two Adam moments (16 bytes/param),
-    plus activations kept for the backward pass, estimated as ~2000 floats per
-    input sample for these 4-level 1-D U-Nets (sum of widths x saved tensors).
-    Under `map` only one member's activations live at a time.
-    """
-    per_member = 16 * n_params + (0 if s.member_parallelism == "map" else 4 * 2000 * s.batch_size * s.window)
-    try:
-        limit = jax.devices()[0].memory_stats()["bytes_limit"]
-    except Exception:  # CPU backends report no limit
-        limit = 8 * 2**30
-    return max(1, min(n_members, int(0.6 * limit) // max(1, per_member) * len(jax.devices())))
+    if is_main_process():
+        print(msg, file=sys.stderr, flush=True)
 
 
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -108,15 +70,19 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> Non
                               + ". Resume with --workdir alone, or use a fresh workdir.")
 
 
-def _fingerprint(config, members: Sequence[Member], params_template) -> dict:
-    return {
-        "model": config.model,
-        "model_kwargs": config.model_kwargs.to_dict(),
-        "members": [m.to_json() for m in members],
-        "window": config.data.window,
-        "batch_size": config.train.batch_size,
-        "param_shapes": checkpoints.param_shapes(params_template),
-    }
+def apply_gpu_determinism(enabled: bool) -> None:
+    """`train.gpu_deterministic`: deterministic XLA GPU kernels, so resume is bit-exact on GPUs too.
+
+    XLA reads its flags when the backend starts, so this must run before
+    anything touches a device; scripts/train.py calls it first thing.
+    """
+    if not enabled or GPU_DETERMINISM_FLAG in os.environ.get("XLA_FLAGS", ""):
+        return
+    from jax._src import xla_bridge
+    if xla_bridge.backends_are_initialized():
+        raise ConfigError("train.gpu_deterministic=True must be set before JAX starts: "
+                          f"export XLA_FLAGS='{GPU_DETERMINISM_FLAG}' or pass it on the command line")
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {GPU_DETERMINISM_FLAG}".strip()
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -127,12 +93,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     (and, when due, checkpointed) epoch; raising from it simulates a kill.
     """
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.models import create_model
-    from ecg_jax.evaluate import abstract_state, score_chunk, write_examples
+    from ecg_jax.evaluation import EvalProgram, score_chunk, write_examples
     from ecg_jax.results import append_rows
 
     config = resolve_config(config)
-    model = create_model(config.model, **config.model_kwargs.to_dict())
+    apply_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))
+    main = is_main_process()
     os.makedirs(workdir, exist_ok=True)
     check_workdir_config(config, workdir)
 
@@ -140,115 +106,144 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     prepared = prepare_data(config)
     log(f"data: {prepared.source}, {prepared.n_train} train / {prepared.n_test} test windows "
         f"({time.perf_counter() - tic:.1f}s)")
-    write_data_card(data_card(prepared, config), workdir)
-    save_config(config, os.path.join(workdir, "config.json"))
+    experiment = Experiment.from_config(config, prepared.n_train)
+    if main:
+        write_data_card(data_card(prepared, config), workdir)
+        save_config(config, os.path.join(workdir, "config.json"))
     if prepared.source == "synthetic":
         log("NOTE: training on the built-in SYNTHETIC ECG/noise source (no PhysioNet data configured)")
 
-    parallelism = resolve_parallelism(config.train.member_parallelism)
-    loop = resolve_loop(config.train.loop)
-    settings = TrainSettings.from_config(config, prepared.n_train, parallelism, loop)
-    mesh = sharding.member_mesh()
-    members = members_of(config)
+    mesh, settings = experiment.mesh, experiment.settings
+    train_data = sharding.put_replicated(split_arrays(prepared, "train"), mesh)
+    test_data = sharding.put_replicated(split_arrays(prepared, "test"), mesh)
+    program_for = lambda shapes: TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
+    # The probe may lower several candidate chunk shapes while planning.
+    chunk_size, memory = members_per_program(experiment, workdir, program_for(16), train_data)
+    chunks = chunks_of(experiment, chunk_size)
+    if main:
+        write_text_atomic(os.path.join(workdir, "members.json"), json.dumps({
+            "members_per_program": chunk_size, "member_parallelism": settings.member_parallelism,
+            "loop": experiment.loop, "processes": jax.process_count(),
+            "devices": [str(d) for d in jax.devices()], "memory": memory,
+            "chunks": [[m.to_json() for m in c] for c in chunks]}, indent=1) + "\n")
+    n_members = len(experiment.members)
+    log(f"{experiment.method}: {n_members} members ({config.seeds} seeds x {n_members // config.seeds} "
+        f"datasets) in {len(chunks)} program(s) of {chunk_size}, member_parallelism={settings.member_parallelism}, "
+        f"loop={experiment.loop}, {experiment.n_devices} device(s) in {jax.process_count()} process(es) "
+        f"[{jax.default_backend()}], {experiment.n_params():,} parameters each")
 
-    probe = jax.eval_shape(make_init(model, settings), member_keys([0]))
-    n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree_util.tree_leaves(probe.params))
-    chunk_size = _chunk_size(config, workdir, n_params, settings, members)
-    chunks = chunk_members(members, chunk_size)
-    write_text_atomic(os.path.join(workdir, "members.json"), json.dumps({
-        "members_per_program": chunk_size, "member_parallelism": parallelism, "loop": loop,
-        "devices": [str(d) for d in jax.devices()],
-        "chunks": [[m.to_json() for m in c] for c in chunks]}, indent=1) + "\n")
-    log(f"{method_id(config)}: {len(members)} members ({config.seeds} seeds x {len(members) // config.seeds} "
-        f"datasets) in {len(chunks)} program(s), member_parallelism={parallelism}, loop={loop}, "
-        f"{sharding.n_devices(mesh)} device(s) [{jax.default_backend()}], {n_params:,} parameters each")
-
-    train_data = sharding.place_replicated(split_arrays(prepared, "train"), mesh)
-    test_data = sharding.place_replicated(split_arrays(prepared, "test"), mesh)
-    metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-    tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if config.train.tensorboard else None
-    evaluate = MemberEvaluator(model, parallelism, loop, mesh)
-    runner = MemberRunner(model, settings, mesh)
+    n_shapes = len({experiment.padded(c) for c in chunks})
+    program = program_for(n_shapes)
+    evaluator = EvalProgram(experiment.model, settings.member_parallelism, mesh, max_shapes=n_shapes)
+    metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None
+    tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None
     rows, examples = [], {}
 
     for ci, chunk in enumerate(chunks):
-        n = len(chunk)
-        n_pad = sharding.padded_count(n, mesh)
+        n, n_pad = len(chunk), experiment.padded(chunk)
         if n_pad != n:
-            log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {sharding.n_devices(mesh)} "
+            log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {experiment.n_devices} "
                 f"devices) with copies of the first member; their results are discarded")
-        consts = sharding.place_members(sharding.pad_members(member_consts(prepared, chunk), n_pad), mesh)
-        keys = sharding.place_members(sharding.pad_members(member_keys([m.seed for m in chunk]), n_pad), mesh)
+        consts = experiment.chunk_consts(prepared, chunk)
         mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), keep=config.train.keep_checkpoints)
-        # Shapes only (no init compile) for the fingerprint and for restoring.
-        abstract = abstract_state(model, settings, chunk)
-        fingerprint = _fingerprint(config, chunk, abstract.params)
+        fingerprint = experiment.fingerprint(chunk)
         start = 0
         if mgr.latest_step() is not None:
-            checkpoints.check_fingerprint(
-                {k: v for k, v in checkpoints.read_meta(mgr).items() if k != "epoch"},
-                fingerprint, mgr.directory)
-            start, restored = checkpoints.restore(mgr, abstract)
-            state = sharding.place_members(sharding.pad_members(restored, n_pad), mesh)
+            checkpoints.check_fingerprint(checkpoints.read_meta(mgr), fingerprint, mgr.directory)
+            start, state = checkpoints.restore(mgr, experiment.abstract_state(1), n, mesh)
             if start < config.train.epochs:
                 log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
         else:
             tic = time.perf_counter()
-            state = jax.block_until_ready(runner.init(keys))
+            state = jax.block_until_ready(program.init(experiment.chunk_seeds(chunk)))
             log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
-        metrics_log.truncate_after(ci, start)
-        state = _run_epochs(config, settings, ci, chunk, state, consts, train_data, runner.epoch, mgr,
-                            fingerprint, start, metrics_log, on_epoch_end, tensorboard)
+        if metrics_log is not None:
+            metrics_log.truncate_after(ci, start)
+        state = _run_epochs(experiment, program, ci, chunk, state, consts, train_data, mgr, fingerprint,
+                            start, metrics_log, on_epoch_end, tensorboard)
 
-        r, e = score_chunk(config, prepared, chunk, state, consts, test_data, evaluate, method_id(config),
+        r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator,
                            {"epochs": int(config.train.epochs)})
         rows += r
         examples.update(e)
 
-    write_examples(workdir, prepared, members, examples)
-    append_rows(os.path.join(workdir, "results.jsonl"), rows)
+    if main:
+        write_examples(workdir, prepared, experiment.members, examples)
+        append_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 
 
-def _chunk_size(config, workdir, n_params, settings, members) -> int:
-    """Members per program: the config's, the one recorded in the workdir, or the heuristic."""
-    if config.train.max_members_per_program > 0:
-        return int(config.train.max_members_per_program)
-    path = os.path.join(workdir, "members.json")
-    if os.path.exists(path):  # keep the chunk layout of the checkpoints we may resume
-        with open(path) as f:
-            return int(json.load(f)["members_per_program"])
-    return auto_members_per_program(n_params, settings, len(members))
+def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgram,
+                        train_data) -> tuple[int, dict]:
+    """Members per program: the config's, the one recorded in the workdir, or planned from memory.
+
+    The plan compiles the training program for a candidate chunk and reads
+    XLA's memory analysis of it (per device: arguments + outputs - donated +
+    temporaries) against the device's memory. On accelerators it starts from
+    all members at once and shrinks until the program fits in
+    `MEMORY_FRACTION` of the memory; on CPU each device trains
+    `CPU_MEMBERS_PER_DEVICE` member(s) at a time (speed, not memory, decides
+    there; experiment.py).
+    """
+    n, d = len(experiment.members), experiment.n_devices
+    fixed = int(experiment.config.train.max_members_per_program)
+    layout = read_layout(workdir)
+    if fixed > 0:
+        return fixed, {"planned_by": "train.max_members_per_program"}
+    if layout is not None:  # keep the chunk layout of the checkpoints we may resume
+        return int(layout["members_per_program"]), layout.get("memory", {})
+    limit = device_memory_bytes()
+    cpu = jax.default_backend() == "cpu"
+    per_device = CPU_MEMBERS_PER_DEVICE if cpu else -(-n // d)
+    data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
+    while True:
+        m = per_device * d
+        consts = MemberConsts(*(jax.ShapeDtypeStruct((m,) + shape, np.float32) for shape in ((3,), (), (2,), (2,))))
+        analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
+        peak = analysis["peak_bytes"]
+        if cpu or peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
+            break
+        per_device = max(1, min(per_device - 1, int(per_device * MEMORY_FRACTION * limit / peak)))
+    if peak is not None and peak > MEMORY_FRACTION * limit:
+        log(f"WARNING: one member per device needs {peak / 2**30:.1f} GiB of {limit / 2**30:.1f} GiB; "
+            "training may run out of memory")
+    return min(n, per_device * d), {"planned_by": "cpu: one member per device" if cpu else "memory_analysis",
+                                    "members_per_device": per_device, "device_memory_bytes": limit,
+                                    "memory_fraction": MEMORY_FRACTION, **analysis}
 
 
-def _run_epochs(config, settings, ci, chunk, state, consts, train_data, epoch_fn, mgr, fingerprint,
-                start, metrics_log, on_epoch_end, tensorboard=None) -> MemberState:
+def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state: MemberState, consts,
+                train_data, mgr, fingerprint, start, metrics_log, on_epoch_end, tensorboard=None) -> MemberState:
     n = len(chunk)
-    t = config.train
-    bar = ProgressBar(f"chunk {ci}", t.epochs, start, settings.steps_per_epoch * n)
+    t, s = experiment.config.train, experiment.settings
+    schedule = make_schedule(s)
+    bar = ProgressBar(f"chunk {ci}", t.epochs, start, s.steps_per_epoch * n) if is_main_process() else None
     was_diverged = np.zeros(n, bool)
     first = True
     for e in range(start, t.epochs):
         tic = time.perf_counter()
-        state, losses = epoch_fn(state, consts, train_data)
-        losses = np.asarray(jax.device_get(losses))[:n]   # one transfer per epoch: (members, steps)
+        state, losses = program.epoch(state, consts, train_data)
+        # The one host round-trip of an epoch: losses (members, steps) and divergence flags.
+        losses, diverged = sharding.to_host((losses, state.diverged))
+        losses, diverged = losses[:n], diverged[:n]
         seconds = time.perf_counter() - tic
-        diverged = np.asarray(jax.device_get(state.diverged))[:n]
         for j in np.flatnonzero(diverged & ~was_diverged):
             m = chunk[j]
             log(f"WARNING: member {m.index} (seed {m.seed}, {m.dataset.noise_type} {m.dataset.snr_db:g} dB) "
                 f"diverged (non-finite loss or parameters) in epoch {e + 1}; frozen at its last finite state")
         was_diverged = diverged
         epoch_loss = np.where(diverged, np.nan, losses.mean(axis=1))
-        lr = t.learning_rate * (t.lr_decay_factor if e >= t.lr_decay_epoch else 1.0)
-        row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
-        metrics_log.append(row)
-        if tensorboard is not None:
-            tensorboard.log_epoch(row)
-        bar.update(e + 1, epoch_loss, seconds, first)
+        lr = float(schedule(e * s.steps_per_epoch))   # the rate the optimizer used in this epoch
+        if metrics_log is not None:
+            row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
+            metrics_log.append(row)
+            if tensorboard is not None:
+                tensorboard.log_epoch(row)
+        if bar is not None:
+            bar.update(e + 1, epoch_loss, seconds, first)
         first = False
         if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:
-            checkpoints.save(mgr, e + 1, sharding.unpad_members(state, n), fingerprint)
+            checkpoints.save(mgr, e + 1, state, fingerprint)
         if on_epoch_end is not None:
             on_epoch_end(ci, e + 1)
     return state

@@ -1,16 +1,20 @@
-"""Spread the member axis over every local device with `jax.sharding`.
+"""The member axis over every device of every process, with `jax.sharding`.
 
-Members are independent, so the natural layout is a one-dimensional mesh
-("members") with each device holding a contiguous block of members and the
-data replicated. The member count must be a multiple of the device count;
-we pad with copies of the first member (their results are discarded, and the
-log says how many were added) rather than refusing to run.
+Members are independent, so the layout is a one-dimensional mesh ("members")
+over all devices (`jax.devices()`: with `jax.distributed` these are the devices
+of every process), each device holding a contiguous block of members and the
+data replicated. One device is a mesh of one: there is no separate
+single-device path.
 
-Multi-host (TPU pods, multi-node GPU): call `jax.distributed.initialize()`
-at the start of every process before anything else touches JAX; `jax.devices()`
-then lists the devices of all hosts and the same mesh spans them. Every process
-must run the same script with the same config; each host writes only its own
-shards of the orbax checkpoint.
+The member count of a program is padded to a multiple of the device count
+with copies of the first member (their results are discarded, and the log says
+how many were added).
+
+Every process computes the same host arrays (the data preparation is
+deterministic), and global arrays are assembled from them with
+`jax.make_array_from_callback`: each process supplies only the shards its own
+devices hold. Numbers the host needs (losses, divergence flags, metrics) come
+back through `process_allgather`, so every process sees all members.
 """
 
 from __future__ import annotations
@@ -18,67 +22,95 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 MEMBER_AXIS = "members"
 
 
-def member_mesh(devices=None) -> Mesh | None:
-    """A 1-D mesh over `devices` (default: all), or None for a single device."""
+def member_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over `devices` (default: all devices of all processes)."""
     devices = list(jax.devices() if devices is None else devices)
-    if len(devices) <= 1:
-        return None
     return Mesh(np.asarray(devices), (MEMBER_AXIS,))
 
 
-def n_devices(mesh: Mesh | None) -> int:
-    return 1 if mesh is None else mesh.devices.size
+def n_devices(mesh: Mesh) -> int:
+    return int(mesh.devices.size)
 
 
-def padded_count(n_members: int, mesh: Mesh | None) -> int:
+def padded_count(n_members: int, mesh: Mesh) -> int:
     d = n_devices(mesh)
     return -(-n_members // d) * d
 
 
-def pad_members(tree: Any, n_total: int) -> Any:
-    """Append copies of member 0 along the leading axis up to `n_total`."""
+def member_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(MEMBER_AXIS))
+
+
+def replicated_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def pad_host(tree: Any, n_total: int) -> Any:
+    """Numpy copy of a member-leading tree with copies of member 0 appended up to `n_total`."""
     def pad(x):
-        n = x.shape[0]
-        if n == n_total:
+        x = np.asarray(x)
+        if x.shape[0] == n_total:
             return x
-        extra = jnp.broadcast_to(x[:1], (n_total - n,) + x.shape[1:])
-        return jnp.concatenate([x, extra], axis=0)
+        return np.concatenate([x, np.repeat(x[:1], n_total - x.shape[0], axis=0)], axis=0)
     return jax.tree_util.tree_map(pad, tree)
 
 
-def unpad_members(tree: Any, n_members: int) -> Any:
-    return jax.tree_util.tree_map(lambda x: x[:n_members], tree)
+def _global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
-def place_members(tree: Any, mesh: Mesh | None) -> Any:
-    """Put member-leading arrays on the devices, split along the member axis."""
-    if mesh is None:
-        return jax.device_put(tree)
-    return jax.device_put(tree, NamedSharding(mesh, P(MEMBER_AXIS)))
+def put_members(tree: Any, mesh: Mesh, n_total: int | None = None) -> Any:
+    """Host member-leading arrays (the same on every process) -> member-sharded global arrays."""
+    if n_total is not None:
+        tree = pad_host(tree, n_total)
+    return jax.tree_util.tree_map(lambda x: _global(x, member_sharding(mesh)), tree)
 
 
-def place_replicated(tree: Any, mesh: Mesh | None) -> Any:
-    """Put shared arrays (the data) on every device."""
-    if mesh is None:
-        return jax.device_put(tree)
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+    """Host arrays shared by all members (the data) -> replicated global arrays."""
+    return jax.tree_util.tree_map(lambda x: _global(x, replicated_sharding(mesh)), tree)
 
 
-def distribute(fn: Callable, mesh: Mesh | None, n_member_args: int, n_shared_args: int) -> Callable:
-    """jit `fn(*member_args, *shared_args)` with its member axis split over `mesh`.
+def over_devices(fn: Callable, mesh: Mesh, n_member_args: int, n_shared_args: int) -> Callable:
+    """`fn(*member_args, *shared_args)` run on each device's block of members (`shard_map`).
 
-    On one device this is plain `jax.jit`. On several, `shard_map` runs `fn` on
-    each device's block of members (its vmap/map then only sees local members),
-    with the shared arguments replicated; every output is member-leading.
+    Each device sees only its own members, so whatever `fn` does per member
+    (vmap or lax.map) is local; the shared arguments are replicated and every
+    output is member-leading. No collective is needed: members never interact.
     """
-    if mesh is None:
-        return jax.jit(fn)
     in_specs = (P(MEMBER_AXIS),) * n_member_args + (P(),) * n_shared_args
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(MEMBER_AXIS)))
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(MEMBER_AXIS))
+
+
+def to_host(tree: Any) -> Any:
+    """Global arrays -> numpy arrays holding every member, on every process.
+
+    Typed PRNG keys come back as their raw uint32 key data.
+    """
+    tree = jax.tree_util.tree_map(
+        lambda x: jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
+    if jax.process_count() == 1:
+        return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+    return jax.tree_util.tree_map(lambda x: np.asarray(multihost_utils.process_allgather(x, tiled=True)), tree)
+
+
+def conform_members(tree: Any, n_members: int, n_total: int, mesh: Mesh) -> Any:
+    """Re-pad a member-leading global tree to `n_total` members, sharded over `mesh`.
+
+    Used when a checkpoint written with one device count is restored under
+    another: the saved copies of member 0 are dropped and new ones appended.
+    """
+    def conform(x):
+        x = x[:n_members]
+        if n_total > n_members:
+            x = jax.numpy.concatenate([x, jax.numpy.repeat(x[:1], n_total - n_members, axis=0)], axis=0)
+        return x
+    return jax.jit(lambda t: jax.tree_util.tree_map(conform, t), out_shardings=member_sharding(mesh))(tree)

@@ -1,0 +1,219 @@
+"""Score trained members on their test windows: in the training process, or from checkpoints.
+
+One compiled evaluation program serves every layout (one device, a mesh,
+several processes): `EvalProgram` lifts a single member's scoring of one
+block of windows over the member axis and the devices, like the training
+step. The noisy test input is mixed on the device exactly as in training,
+normalised with the member's training statistics, passed through the network
+with running BatchNorm statistics, de-normalised and compared with the raw
+clean window in mV. Blocks keep memory bounded for any test-set size; they are
+dispatched from the host (no host round-trip between them) and their sums
+stay on the devices until the end.
+
+Training and `evaluate_workdir` both go through `score_chunk`, so a restored
+checkpoint gives exactly the numbers the training process reported.
+`restore_member` loads one member on its own for inference on new signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ecg_jax.config_utils import load_config_json, resolve_config
+from ecg_jax.errors import CheckpointError
+from ecg_jax.metrics import METRIC_NAMES, window_metrics
+from ecg_jax.noise import denormalize, normalize
+from ecg_jax.train import checkpoints, sharding
+from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise, split_arrays
+from ecg_jax.train.engine import MemberState, over_members, variables_of
+from ecg_jax.train.experiment import Experiment, workdir_chunks
+from ecg_jax.train.members import Member
+from ecg_jax.train.program import guarded
+
+EVAL_BLOCK = 250  # test windows per compiled call
+
+
+def log(msg: str) -> None:
+    if jax.process_index() == 0:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def make_denoise(model: nn.Module) -> Callable:
+    """`denoise(params, batch_stats, consts_one, noisy (B,L,C)) -> denoised (B,L,C)` in mV."""
+    def denoise(params, batch_stats, consts: MemberConsts, noisy):
+        x = normalize(noisy, consts.mean, consts.std)
+        out = model.apply(variables_of(params, batch_stats), x, train=False)
+        return denormalize(out, consts.mean, consts.std)
+    return denoise
+
+
+def make_block_sums_one(model: nn.Module) -> Callable:
+    """`(params, batch_stats, consts, data, idx (B,), valid (B,)) -> (metric sums, first output)`."""
+    denoise = make_denoise(model)
+
+    def block_sums(params, batch_stats, consts: MemberConsts, data: SplitArrays, idx, valid):
+        clean, noisy = mix_member_noise(data, idx, consts.noise_weights, consts.snr_db)
+        den = denoise(params, batch_stats, consts, noisy)
+        per_window = window_metrics(clean, den, noisy)
+        w = valid.astype(jnp.float32)
+        return {k: jnp.sum(per_window[k] * w) for k in METRIC_NAMES}, den[0]
+
+    return block_sums
+
+
+class EvalProgram:
+    """`evaluate(state, consts, data) -> ({metric: (M,)}, first_outputs (M, L, C))` as numpy.
+
+    Metrics are means over the test windows; `first_outputs` is every member's
+    denoised first test window (for the comparison figure).
+    """
+
+    def __init__(self, model: nn.Module, parallelism: str, mesh, block: int = EVAL_BLOCK, max_shapes: int = 2):
+        self.block, self.mesh = block, mesh
+        ms, rep = sharding.member_sharding(mesh), sharding.replicated_sharding(mesh)
+        lifted = over_members(make_block_sums_one(model), parallelism, 3)
+        self._block = jax.jit(sharding.over_devices(guarded(lifted, max_shapes), mesh, 3, 3), in_shardings=(ms, ms, ms, rep, rep, rep),
+                              out_shardings=ms)
+        self._add = jax.jit(lambda a, b: jax.tree_util.tree_map(jnp.add, a, b), out_shardings=ms)
+
+    def __call__(self, state: MemberState, consts: MemberConsts, data: SplitArrays):
+        n = int(data.clean.shape[0])
+        n_blocks = -(-n // self.block)
+        # Pad the index list to whole blocks; padded windows are masked out of the sums.
+        flat = np.arange(n_blocks * self.block).reshape(n_blocks, self.block)
+        blocks = [sharding.put_replicated(((flat[b] % n).astype(np.int32), flat[b] < n), self.mesh)
+                  for b in range(n_blocks)]
+        sums, first = self._block(state.params, state.batch_stats, consts, data, *blocks[0])
+        for i, v in blocks[1:]:
+            sums = self._add(sums, self._block(state.params, state.batch_stats, consts, data, i, v)[0])
+        sums, first = sharding.to_host((sums, first))
+        return {k: np.asarray(v) / n for k, v in sums.items()}, np.asarray(first)
+
+
+def score_chunk(experiment: Experiment, prepared, chunk: Sequence[Member], state, consts, test_data,
+                evaluator: EvalProgram, extra: dict | None = None):
+    """Result rows and first-window outputs for the members of one program."""
+    from ecg_jax.results import make_row
+
+    n = len(chunk)
+    tic = time.perf_counter()
+    means, example = evaluator(state, consts, test_data)
+    log(f"evaluated {n} members on {prepared.n_test} test windows ({time.perf_counter() - tic:.1f}s)")
+    diverged = sharding.to_host(state.diverged)[:n]
+    config = experiment.config
+    rows, examples = [], {}
+    for j, m in enumerate(chunk):
+        rows.append(make_row(
+            method=experiment.method, noise_type=m.dataset.noise_type, snr_db=m.dataset.snr_db, seed=m.seed,
+            split=config.data.split, source=prepared.source,
+            metrics={k: float(v[j]) for k, v in means.items()},
+            experiment=config.experiment, n_test=int(prepared.n_test), diverged=bool(diverged[j]),
+            **(extra or {})))
+        examples[f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"] = example[j]
+    return rows, examples
+
+
+def write_examples(workdir: str, prepared, members: Sequence[Member], examples: dict) -> None:
+    """`examples.npz`: the first test window of each dataset, clean, noisy and every member's output.
+
+    Keys: "clean" (L, C); "noisy/<noise>/<snr>"; "denoised/<noise>/<snr>/<seed>".
+    """
+    from ecg_jax.noise import mix_at_snr, noise_for_type
+
+    i = prepared.n_train
+    out = {"clean": np.asarray(prepared.clean[i])}
+    for m in members:
+        key = f"noisy/{m.dataset.noise_type}/{m.dataset.snr_db:g}"
+        if key not in out:
+            noise = noise_for_type({k: v[i] for k, v in prepared.noise.items()}, m.dataset.noise_type)
+            out[key] = np.asarray(mix_at_snr(out["clean"], noise, m.dataset.snr_db))
+    out.update(examples)
+    tmp = os.path.join(workdir, "examples.tmp.npz")
+    np.savez(tmp, **out)
+    os.replace(tmp, os.path.join(workdir, "examples.npz"))
+
+
+def load_workdir_config(workdir: str, data_dir: str | None = None) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{workdir} is not a training workdir: no config.json there")
+    config = load_config_json(path)
+    if data_dir:
+        config.data.data_dir = data_dir
+    return resolve_config(config)
+
+
+def restore_chunk(experiment: Experiment, workdir: str, ci: int, chunk: Sequence[Member],
+                  epoch: int | None = None) -> tuple[int, MemberState]:
+    """A chunk's checkpoint (latest, or after `epoch`), fingerprint-checked, sharded over the mesh."""
+    mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), read_only=True)
+    if mgr.latest_step() is None:
+        raise CheckpointError(f"no checkpoint in {mgr.directory}: train first (scripts/train.py)")
+    if epoch is not None and epoch not in mgr.all_steps():
+        raise CheckpointError(f"no checkpoint after epoch {epoch} in {mgr.directory}; "
+                              f"available: {', '.join(map(str, sorted(mgr.all_steps())))}")
+    checkpoints.check_fingerprint(checkpoints.read_meta(mgr, epoch), experiment.fingerprint(chunk), mgr.directory)
+    return checkpoints.restore(mgr, experiment.abstract_state(1), len(chunk), experiment.mesh, epoch)
+
+
+def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | None = None,
+                     write: bool = True) -> list[dict]:
+    """Restore every program's checkpoint (latest, or after `epoch`) and score all members."""
+    from ecg_jax.datasets import prepare_data
+    from ecg_jax.results import append_rows
+
+    config = load_workdir_config(workdir, data_dir)
+    prepared = prepare_data(config)
+    experiment = Experiment.from_config(config, prepared.n_train)
+    evaluator = EvalProgram(experiment.model, experiment.settings.member_parallelism, experiment.mesh)
+    test_data = sharding.put_replicated(split_arrays(prepared, "test"), experiment.mesh)
+    rows, examples = [], {}
+    chunks = workdir_chunks(workdir, experiment)
+    for ci, chunk in enumerate(chunks):
+        step, state = restore_chunk(experiment, workdir, ci, chunk, epoch)
+        log(f"chunk {ci}: restored the checkpoint after epoch {step} ({len(chunk)} members)")
+        consts = experiment.chunk_consts(prepared, chunk)
+        r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)})
+        rows += r
+        examples.update(e)
+    if write and jax.process_index() == 0:
+        write_examples(workdir, prepared, [m for c in chunks for m in c], examples)
+        append_rows(os.path.join(workdir, "results.jsonl"), rows)
+    return rows
+
+
+def restore_member(workdir: str, index: int, epoch: int | None = None) -> dict:
+    """One member on its own, for inference: its network, variables and normalisation.
+
+    Returns {"model", "variables", "mean", "std", "member", "epoch"}; denoise a
+    (B, L, 2) mV array with
+      out = model.apply(variables, (x - mean) / std, train=False) * std + mean
+    """
+    config = load_workdir_config(workdir)
+    experiment = Experiment.from_config(config)
+    members = experiment.members
+    if not 0 <= index < len(members):
+        raise CheckpointError(f"member {index} does not exist: {workdir} has members 0..{len(members) - 1}")
+    chunks = workdir_chunks(workdir, experiment)
+    ci = next(i for i, c in enumerate(chunks) if any(m.index == index for m in c))
+    j = [m.index for m in chunks[ci]].index(index)
+    step, state = restore_chunk(experiment, workdir, ci, chunks[ci], epoch)
+    one = jax.tree_util.tree_map(lambda x: x[j], sharding.to_host(state))
+    variables = {"params": one.params, **({"batch_stats": one.batch_stats} if one.batch_stats else {})}
+    with open(os.path.join(workdir, "data_card.json")) as f:
+        card = json.load(f)
+    member = members[index]
+    stats = next(s for s in card["normalization"]
+                 if s["noise_type"] == member.dataset.noise_type and float(s["snr_db"]) == float(member.dataset.snr_db))
+    return {"model": experiment.model, "variables": variables, "mean": np.asarray(stats["mean"], np.float32),
+            "std": np.asarray(stats["std"], np.float32), "member": member, "epoch": step}

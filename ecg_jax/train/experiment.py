@@ -1,0 +1,147 @@
+"""What a training config means on this machine: network, members, chunks, mesh, fingerprints.
+
+Shared by training (loop.py) and evaluation (ecg_jax/evaluation.py), so both
+build the same members, the same chunk layout and the same checkpoint
+fingerprints from a config, and neither imports the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ecg_jax.train import checkpoints, sharding
+from ecg_jax.train.device_data import MemberConsts, member_consts
+from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
+from ecg_jax.train.members import Member, chunk_members, members_of
+
+# `loop="auto"` per backend: on CPU the host-driven loop, because XLA:CPU runs
+# convolutions inside loops far slower (program.py, BENCHMARKS.md); elsewhere
+# the scanned epoch.
+AUTO_LOOP = {"cpu": "host"}
+# Members per device per program when `max_members_per_program=0` on CPU:
+# XLA:CPU runs a vmapped (grouped) convolution of k members slower than k
+# plain ones (BENCHMARKS.md, "members per device on CPU"), so each CPU device
+# trains one member at a time and the chunks run one after another.
+CPU_MEMBERS_PER_DEVICE = 1
+# Fraction of a device's memory a program may plan to use.
+MEMORY_FRACTION = 0.8
+
+# Config fields that may change between a run and its resumption: they do not
+# change what a checkpoint holds. Everything else must match the saved config.
+RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
+                     "train.tensorboard", "train.member_parallelism", "train.loop", "data.data_dir",
+                     "data.cache_dir", "experiment", "train.gpu_deterministic")
+
+
+def method_id(config: ml_collections.ConfigDict) -> str:
+    """The results/table id of a config's network (CIADNet ablation variants included)."""
+    if config.model != "ciadnet":
+        return config.model
+    kw = config.model_kwargs.to_dict() if hasattr(config.model_kwargs, "to_dict") else dict(config.model_kwargs)
+    ch, sp = kw.get("channel_shrink", True), kw.get("spatial_shrink", True)
+    return {(True, True): "ciadnet", (True, False): "ciadnet_channel",
+            (False, True): "ciadnet_spatial", (False, False): "ciadnet_base"}[(bool(ch), bool(sp))]
+
+
+def resolve_parallelism(value: str) -> str:
+    """`auto` is vmap everywhere: on CPU each device holds one member, where vmap is a plain step."""
+    return "vmap" if value == "auto" else value
+
+
+def resolve_loop(value: str, backend: str | None = None) -> str:
+    if value != "auto":
+        return value
+    return AUTO_LOOP.get(backend or jax.default_backend(), "scan")
+
+
+def n_train_windows(config) -> int:
+    return round(config.data.n_windows * config.data.train_fraction)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A resolved config turned into the objects training and evaluation share."""
+
+    config: ml_collections.ConfigDict
+    model: object
+    settings: TrainSettings
+    loop: str
+    mesh: object
+    members: list[Member]
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, n_train: int | None = None) -> "Experiment":
+        from ecg_jax.models import create_model
+
+        model = create_model(config.model, **config.model_kwargs.to_dict())
+        n_train = n_train_windows(config) if n_train is None else n_train
+        settings = TrainSettings.from_config(config, n_train, resolve_parallelism(config.train.member_parallelism))
+        return cls(config, model, settings, resolve_loop(config.train.loop), sharding.member_mesh(),
+                   members_of(config))
+
+    @property
+    def method(self) -> str:
+        return method_id(self.config)
+
+    @property
+    def n_devices(self) -> int:
+        return sharding.n_devices(self.mesh)
+
+    def abstract_state(self, n: int) -> MemberState:
+        """Shapes and dtypes of `n` members' stacked state, without running (or compiling) init."""
+        init = jax.vmap(make_init_one(self.model, self.settings))
+        return jax.eval_shape(init, jax.ShapeDtypeStruct((n,), jnp.int32))
+
+    def n_params(self) -> int:
+        return sum(int(np.prod(x.shape[1:])) for x in jax.tree_util.tree_leaves(self.abstract_state(1).params))
+
+    def fingerprint(self, chunk: Sequence[Member]) -> dict:
+        """What a chunk's checkpoint must agree with to be resumed or evaluated."""
+        c = self.config
+        return {
+            "model": c.model,
+            "model_kwargs": c.model_kwargs.to_dict(),
+            "members": [m.to_json() for m in chunk],
+            "window": c.data.window,
+            "batch_size": c.train.batch_size,
+            "param_shapes": checkpoints.param_shapes(self.abstract_state(1).params),
+        }
+
+    def padded(self, chunk: Sequence[Member]) -> int:
+        return sharding.padded_count(len(chunk), self.mesh)
+
+    def chunk_seeds(self, chunk: Sequence[Member]) -> jax.Array:
+        seeds = np.asarray([m.seed for m in chunk], np.int32)
+        return sharding.put_members(seeds, self.mesh, self.padded(chunk))
+
+    def chunk_consts(self, prepared, chunk: Sequence[Member]) -> MemberConsts:
+        return sharding.put_members(member_consts(prepared, chunk), self.mesh, self.padded(chunk))
+
+
+def read_layout(workdir: str) -> dict | None:
+    path = os.path.join(workdir, "members.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def chunks_of(experiment: Experiment, members_per_program: int) -> list[list[Member]]:
+    return chunk_members(experiment.members, members_per_program)
+
+
+def workdir_chunks(workdir: str, experiment: Experiment) -> list[list[Member]]:
+    """The chunk layout a workdir's checkpoints were written with (members.json)."""
+    layout = read_layout(workdir)
+    if layout is None:
+        from ecg_jax.errors import CheckpointError
+        raise CheckpointError(f"{workdir} has no members.json: train first (scripts/train.py)")
+    return chunks_of(experiment, int(layout["members_per_program"]))
