@@ -1,20 +1,32 @@
 """Training throughput, measured side by side in one run (member-steps per second).
 
-For each network (U-Net and DANCER by default):
-  (a) one seed alone                     one-member program
-  (b) 10 seeds one after another         the one-member program run 10 times
-  (c) 10 seeds in one program            each execution mode of --modes (runner.py)
-  (d) the 20-dataset x 10-seed grid      200 members in one program (first mode)
-  (e) PyTorch eager twin                 benchmarks/torch_models.py (if torch is installed)
-A member-step is one optimisation step (batch 64, window 256) of one member,
-so the numbers compare directly. Compile time is reported separately and never
-counted in a throughput. Ratios printed: (c)/(b), (d)/(b) and JAX (a)/(e).
+A member-step is one Adam step (batch 64, window 256) of one member, so every
+number compares directly. For each network of --models (U-Net and DANCER by
+default) and each loop of --loops (default: this backend's auto loop):
 
-  python scripts/benchmark_train.py                        # all cases, both networks
-  python scripts/benchmark_train.py --models dancer --no-grid --steps 20 --json out.json
+  (a) one-by-one   --seeds one-member programs run back to back, the same
+                   compiled program reused (how training runs on CPU)
+  (b) vmapped      --seeds members in one program, member_parallelism=vmap
+  (c) lax.mapped   --seeds members in one program, member_parallelism=map
+  (d) PyTorch eager twin, one member, on the CPU (--torch; skipped if torch
+      does not import; benchmarks/torch_train_benchmark.py)
+
+plus the ratios (b)/(a) and (c)/(a) per loop, and the predicted wall time of
+the paper's whole grid and of one dataset's 10-seed DANCER run from the best
+measured mode. Compile time (first call minus a steady epoch) is reported
+separately and never counted in a throughput.
+
+  python scripts/benchmark_train.py                                # unet,dancer, auto loop
+  python scripts/benchmark_train.py --loops host,scan --json out.json
+  python scripts/benchmark_train.py --models unet --seeds 2 --steps 2 --repeats 1 --notorch
 
 Random normalised data of the protocol's shapes are used: throughput does not
-depend on the values. Targets live in BENCHMARKS.md, not in tests.
+depend on the values. Each case runs one warm-up (compile) epoch, then
+--repeats timed epochs of --steps steps per program; every timer stops only
+after the epoch's losses are on the host. Members are padded to a multiple of
+the device count as in training; padded copies are not counted. The persistent
+XLA cache is off unless $ECG_JAX_XLA_CACHE names a folder, so compile times are
+cold. Targets live in BENCHMARKS.md, not in tests.
 """
 
 import json
@@ -27,80 +39,92 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import XLA_CACHE_ENV, run_main  # noqa: E402
+from ecg_jax.errors import ConfigError  # noqa: E402
 from ecg_jax.models import create_model  # noqa: E402
-from ecg_jax.train import engine, sharding  # noqa: E402
+from ecg_jax.train import sharding  # noqa: E402
 from ecg_jax.train.device_data import MemberConsts, SplitArrays  # noqa: E402
-from ecg_jax.train.loop import resolve_loop, resolve_parallelism  # noqa: E402
-from ecg_jax.train.runner import MemberRunner  # noqa: E402
+from ecg_jax.train.engine import TrainSettings  # noqa: E402
+from ecg_jax.train.experiment import resolve_loop, resolve_parallelism  # noqa: E402
+from ecg_jax.train.program import LOOPS, TrainProgram  # noqa: E402
 
 _MODELS = flags.DEFINE_list("models", ["unet", "dancer"], "Networks to measure.")
+_LOOPS = flags.DEFINE_list("loops", None, "Epoch loops to measure, of host,scan (default: this backend's auto loop).")
+_SEEDS = flags.DEFINE_integer("seeds", 10, "Members per case: programs in a row (a), members in one program (b, c).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Optimisation steps per timed epoch.")
-_REPEATS = flags.DEFINE_integer("repeats", 2, "Timed epochs per case (after one compile+warm-up epoch).")
-_SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds for cases (b), (c), (d).")
-_DATASETS = flags.DEFINE_integer("datasets", 20, "Datasets for the grid case (d).")
-_GRID = flags.DEFINE_bool("grid", True, "Measure the grid case (d).")
-_TORCH = flags.DEFINE_bool("torch", True, "Measure the PyTorch eager twins (e) when torch is installed.")
-_MODES = flags.DEFINE_list("modes", None, "Execution modes LOOP-PARALLELISM for (c)/(d), e.g. host-map,scan-vmap; "
-                           "default: host-map,host-vmap on CPU, scan-vmap,host-vmap on accelerators.")
-_JSON = flags.DEFINE_string("json", None, "Also write all numbers to this JSON file.")
-BATCH, WINDOW = 64, 256
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Timed epochs per program (after one warm-up/compile epoch).")
+_TORCH = flags.DEFINE_bool("torch", True, "Measure the PyTorch eager twin (d) when torch imports.")
+_JSON = flags.DEFINE_string("json", None, "Also write all numbers to this JSON file (rewritten after each network).")
+
+BATCH, WINDOW, CHANNELS = 64, 256, 2
+# The paper's grid, in member-steps: 9 networks (U-Net, DACNN, ACDAE, AGS-UNet,
+# DANCER and CIADNet with its 3 ablation variants) x 20 datasets x 10 seeds x
+# 100 epochs x 125 steps (8000 training windows / batch 64).
+GRID_NETWORKS = ("unet", "dacnn", "acdae", "ags_unet", "dancer",
+                 "ciadnet", "ciadnet_channel", "ciadnet_spatial", "ciadnet_base")
+GRID_DATASETS, GRID_SEEDS, GRID_EPOCHS, GRID_STEPS = 20, 10, 100, 125
+CASES = ("one-by-one", "vmap", "map")
+CASE_LABELS = {"one-by-one": "(a) one-by-one", "vmap": "(b) vmapped", "map": "(c) lax.mapped"}
 
 
-def problem(n_members: int, steps: int):
+def host_problem(steps: int) -> SplitArrays:
+    """Random normalised windows, exactly one epoch of `steps` batches."""
     rng = np.random.default_rng(0)
     n = steps * BATCH
-    data = SplitArrays(jnp.asarray(rng.normal(size=(n, WINDOW, 2)), jnp.float32),
-                       jnp.asarray(rng.normal(size=(3, n, WINDOW, 2)), jnp.float32))
-    consts = MemberConsts(jnp.ones((n_members, 3)), jnp.zeros((n_members,)),
-                          jnp.zeros((n_members, 2)), jnp.ones((n_members, 2)))
-    return data, consts
+    return SplitArrays(rng.standard_normal((n, WINDOW, CHANNELS), np.float32),
+                       rng.standard_normal((3, n, WINDOW, CHANNELS), np.float32))
 
 
-def settings(steps: int, mode: str) -> engine.TrainSettings:
-    loop, parallelism = mode.split("-")
-    return engine.TrainSettings(BATCH, steps, WINDOW, 2, 1e-3, 40, 0.1, parallelism, loop)
+def host_consts(n_members: int) -> MemberConsts:
+    """emb noise at 0 dB, identity normalisation."""
+    return MemberConsts(np.ones((n_members, 3), np.float32), np.zeros((n_members,), np.float32),
+                        np.zeros((n_members, CHANNELS), np.float32), np.ones((n_members, CHANNELS), np.float32))
 
 
-def measure(model_name: str, n_members: int, mode: str, steps: int, repeats: int,
-            sequential_runs: int = 1) -> dict:
-    """Member-steps/s of an `n_members` program; `sequential_runs` programs run back to back."""
+def settings(steps: int, parallelism: str) -> TrainSettings:
+    return TrainSettings(batch_size=BATCH, steps_per_epoch=steps, window=WINDOW, channels=CHANNELS,
+                         learning_rate=1e-3, lr_decay_epoch=40, lr_decay_factor=0.1,
+                         member_parallelism=parallelism)
+
+
+def measure(model_name: str, loop: str, case: str, seeds: int, steps: int, repeats: int, mesh, data) -> dict:
+    """Member-steps/s of `seeds` members, as one program (vmap/map) or `seeds` one-member programs in a row."""
+    members, programs = (1, seeds) if case == "one-by-one" else (seeds, 1)
+    parallelism = resolve_parallelism("auto") if case == "one-by-one" else case
     model = create_model(model_name)
-    s = settings(steps, mode)
-    mesh = sharding.member_mesh()
-    n_pad = sharding.padded_count(n_members, mesh)
-    data, consts = problem(n_members, steps)
-    data = sharding.place_replicated(data, mesh)
-    consts = sharding.place_members(sharding.pad_members(consts, n_pad), mesh)
-    runner = MemberRunner(model, s, mesh)
-    init, epoch = runner.init, runner.epoch
+    n_pad = sharding.padded_count(members, mesh)
+    consts = sharding.put_members(host_consts(members), mesh, n_pad)
+    program = TrainProgram(model, settings(steps, parallelism), mesh, loop)
 
-    def keys_for(run):
-        seeds = [run * n_members + i for i in range(n_members)]
-        return sharding.place_members(sharding.pad_members(engine.member_keys(seeds), n_pad), mesh)
+    def seeds_of(p: int):
+        return sharding.put_members(np.arange(p * members, (p + 1) * members, dtype=np.int32), mesh, n_pad)
 
-    tic = time.perf_counter()
-    state = init(keys_for(0))
-    state, losses = epoch(state, consts, data)
-    jax.block_until_ready(losses)
-    compile_s = time.perf_counter() - tic   # compile + one epoch
+    tic = time.perf_counter()   # compile (init and epoch) + the warm-up epoch
+    state = program.init(seeds_of(0))
+    state, losses = program.epoch(state, consts, data)
+    sharding.to_host(losses)
+    first_s = time.perf_counter() - tic
+    n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree_util.tree_leaves(state.params))
 
-    states = [state] + [init(keys_for(r)) for r in range(1, sequential_runs)]
-    jax.block_until_ready(states)
-    tic = time.perf_counter()
-    for _ in range(repeats):
-        for r in range(sequential_runs):   # one run after another, as the reference does
-            states[r], losses = epoch(states[r], consts, data)
-            jax.block_until_ready(losses)
-    seconds = time.perf_counter() - tic
-    member_steps = repeats * sequential_runs * n_members * steps
-    return {"model": model_name, "members": n_members, "sequential_runs": sequential_runs,
-            "mode": mode, "member_steps_per_s": member_steps / seconds,
-            "step_ms": 1e3 * seconds / (repeats * sequential_runs * steps),
-            "compile_plus_first_epoch_s": compile_s}
+    seconds, finite = 0.0, True
+    for p in range(programs):       # one program after another, as training does on CPU
+        if p:                       # a new member's init: once per 12,500 steps in training, not timed
+            state = jax.block_until_ready(program.init(seeds_of(p)))
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            state, losses = program.epoch(state, consts, data)
+            losses = sharding.to_host(losses)
+            seconds += time.perf_counter() - tic
+            finite &= bool(np.isfinite(losses[:members]).all())
+    epochs = programs * repeats
+    return {"model": model_name, "loop": loop, "case": case, "member_parallelism": parallelism,
+            "members_per_program": members, "padded_members": n_pad, "programs": programs,
+            "n_params": n_params, "member_steps_per_s": epochs * members * steps / seconds,
+            "step_ms": 1e3 * seconds / (epochs * steps), "timed_s": seconds,
+            "first_call_s": first_s, "compile_s": max(0.0, first_s - seconds / epochs),
+            "losses_finite": finite}
 
 
 def measure_torch_twin(model_name: str, steps: int) -> dict | None:
@@ -108,55 +132,149 @@ def measure_torch_twin(model_name: str, steps: int) -> dict | None:
     try:
         from torch_train_benchmark import measure_torch
     except ImportError as e:
-        print(f"(e) skipped for {model_name}: torch not installed ({e}); "
-              "pip install -r benchmarks/requirements.txt", file=sys.stderr)
+        print(f"(d) skipped: torch does not import ({e}); pip install -r benchmarks/requirements.txt",
+              file=sys.stderr)
         return None
-    r = measure_torch(model_name, batch_size=BATCH, steps=max(steps, 10))
-    return {"model": model_name, "members": 1, "mode": f"torch-eager-{r.get('threads')}threads",
+    try:
+        r = measure_torch(model_name, batch_size=BATCH, steps=max(steps, 10))
+    except ValueError as e:  # no twin for this network
+        print(f"(d) skipped for {model_name}: {e}", file=sys.stderr)
+        return None
+    return {"model": model_name, "loop": "eager", "case": "torch", "device": "cpu", "threads": r["threads"],
+            "members_per_program": 1, "programs": 1, "n_params": r["n_params"],
             "member_steps_per_s": r["steps_per_s"], "step_ms": r["step_ms"]}
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+TABLE_HEADER = (f"  {'loop':<5} {'case':<16} {'members':>7} {'programs':>8} {'member-steps/s':>15} {'ms/step':>9} "
+                f"{'compile s':>10} {'vs (a)':>7}")
+
+
+def print_row(r: dict, base: float | None) -> None:
+    """One table line; `base` is the loop's one-by-one rate (None for the PyTorch twin)."""
+    if r["case"] == "torch":
+        print(f"  {'eager':<5} {'(d) PyTorch CPU':<16} {1:>7} {1:>8} {r['member_steps_per_s']:>15.1f} "
+              f"{r['step_ms']:>9.1f} {'-':>10}   ({r['threads']} threads)", flush=True)
+        return
+    flag = "" if r["losses_finite"] else "  (non-finite losses!)"
+    pad = r["padded_members"] - r["members_per_program"]
+    members = f"{r['members_per_program']}" + (f"+{pad}pad" if pad else "")   # padded copies: computed, not counted
+    print(f"  {r['loop']:<5} {CASE_LABELS[r['case']]:<16} {members:>7} {r['programs']:>8} "
+          f"{r['member_steps_per_s']:>15.1f} {r['step_ms']:>9.1f} {r['compile_s']:>10.1f} "
+          f"{r['member_steps_per_s'] / base:>6.2f}x{flag}", flush=True)
+
+
+def predictions(best: dict[str, dict]) -> dict:
+    """Wall time of the paper grid and of one dataset's 10-seed DANCER run from the best measured rates."""
+    per_network = GRID_DATASETS * GRID_SEEDS * GRID_EPOCHS * GRID_STEPS
+    measured = {n: b["member_steps_per_s"] for n, b in best.items() if n in GRID_NETWORKS}
+    out = {}
+    if measured:
+        mean_rate = sum(measured.values()) / len(measured)
+        others = [n for n in GRID_NETWORKS if n not in measured]
+        seconds = sum(per_network / measured.get(n, mean_rate) for n in GRID_NETWORKS)
+        out["paper_grid"] = {"member_steps": per_network * len(GRID_NETWORKS), "seconds": seconds,
+                             "measured": {n: {"member_steps_per_s": r, "mode": best[n]["mode"]}
+                                          for n, r in measured.items()},
+                             "assumed_for_others": others, "assumed_member_steps_per_s": mean_rate}
+    if "dancer" in best:
+        steps = GRID_SEEDS * GRID_EPOCHS * GRID_STEPS
+        out["dancer_one_dataset"] = {"member_steps": steps, "mode": best["dancer"]["mode"],
+                                     "seconds": steps / best["dancer"]["member_steps_per_s"]}
+    return out
+
+
+def print_predictions(pred: dict) -> None:
+    if "paper_grid" in pred:
+        g = pred["paper_grid"]
+        measured = ", ".join(f"{n} {m['member_steps_per_s']:.1f}/s ({m['mode']})" for n, m in g["measured"].items())
+        print(f"\npaper grid: {len(GRID_NETWORKS)} networks x {GRID_DATASETS} datasets x {GRID_SEEDS} seeds x "
+              f"{GRID_EPOCHS} epochs x {GRID_STEPS} steps = {g['member_steps']:,} member-steps: "
+              f"predicted {hours(g['seconds'])}")
+        print(f"  measured networks at their best mode: {measured}")
+        if g["assumed_for_others"]:
+            print(f"  the other {len(g['assumed_for_others'])} networks ({', '.join(g['assumed_for_others'])}) "
+                  f"NOT measured: assumed at the mean of the measured networks' best rates, "
+                  f"{g['assumed_member_steps_per_s']:.1f} member-steps/s")
+        print(f"  (from {_SEEDS.value}-member programs; training may put more members in one program "
+              "on an accelerator)")
+    if "dancer_one_dataset" in pred:
+        d = pred["dancer_one_dataset"]
+        print(f"10-seed 100-epoch DANCER run of one dataset ({d['member_steps']:,} member-steps): "
+              f"predicted {hours(d['seconds'])} ({d['mode']})")
+
+
+def write_json(path: str, payload: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
 
 
 @run_main
 def main(argv):
-    del argv
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
     steps, repeats, seeds = _STEPS.value, _REPEATS.value, _SEEDS.value
-    print(f"backend {jax.default_backend()}, {len(jax.devices())} device(s): {jax.devices()[0].device_kind}; "
-          f"{os.cpu_count()} CPU cores; batch {BATCH}, window {WINDOW}, {steps} steps/epoch, {repeats} timed epochs")
-    auto = f"{resolve_loop('auto')}-{resolve_parallelism('auto')}"
-    modes = _MODES.value or [auto, "host-vmap"]
-    print(f"modes: {', '.join(modes)} (auto on this backend: {auto})")
-    results = []
+    if min(steps, repeats, seeds) < 1:
+        raise ConfigError("--steps, --repeats and --seeds must be >= 1")
+    loops = list(dict.fromkeys(resolve_loop(x) for x in (_LOOPS.value or ["auto"])))
+    if any(loop not in LOOPS for loop in loops):
+        raise ConfigError(f"--loops takes {', '.join(LOOPS)} or auto, got {','.join(_LOOPS.value)}")
+
+    mesh = sharding.member_mesh()
+    header = {"backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
+              "n_devices": len(jax.devices()), "cpu_count": os.cpu_count(), "jax": jax.__version__,
+              "batch": BATCH, "window": WINDOW, "steps": steps, "repeats": repeats, "seeds": seeds,
+              "loops": loops, "auto_loop": resolve_loop("auto")}
+    print(f"backend {header['backend']}, device kind {header['device_kind']}, {header['n_devices']} device(s), "
+          f"{header['cpu_count']} CPU cores, jax {header['jax']}")
+    print(f"batch {BATCH}, window {WINDOW}; {steps} steps/epoch, {repeats} timed epoch(s) per program after 1 "
+          f"warm-up; {seeds} members per case; loops {','.join(loops)} (auto here: {header['auto_loop']})")
+
+    data = sharding.put_replicated(host_problem(steps), mesh)
+    results, ratios, best = [], {}, {}
+
+    def save(complete: bool) -> None:   # after every case, so a run stopped early keeps what it measured
+        if _JSON.value:
+            write_json(_JSON.value, {**header, "results": results, "ratios": ratios, "best": best,
+                                     "predictions": predictions(best), "complete": complete})
+
     for name in _MODELS.value:
-        rows = {}
-        rows["a"] = measure(name, 1, auto, steps, repeats)
-        rows["b"] = measure(name, 1, auto, steps, repeats, sequential_runs=seeds)
-        for mode in modes:
-            rows[f"c-{mode}"] = measure(name, seeds, mode, steps, repeats)
-        if _GRID.value:
-            rows[f"d-{modes[0]}"] = measure(name, seeds * _DATASETS.value, modes[0], steps, 1)
+        ratios[name] = {}
+        for loop in loops:
+            for case in CASES:
+                r = measure(name, loop, case, seeds, steps, repeats, mesh, data)
+                if not results or results[-1]["model"] != name:
+                    print(f"\n{name} ({r['n_params']:,} parameters)\n{TABLE_HEADER}")
+                if case == "one-by-one":
+                    base = r["member_steps_per_s"]
+                else:
+                    ratios[name][f"{loop}/{case}_vs_one-by-one"] = r["member_steps_per_s"] / base
+                print_row(r, base)
+                results.append(r)
+                if r["member_steps_per_s"] > best.get(name, {}).get("member_steps_per_s", 0.0):
+                    best[name] = {"mode": f"{loop}/{case}", "member_steps_per_s": r["member_steps_per_s"]}
+                save(False)
         if _TORCH.value:
-            t = measure_torch_twin(name, steps)
-            if t:
-                rows["e"] = t
-        base = rows["b"]["member_steps_per_s"]
-        print(f"\n{name}")
-        print(f"  {'case':<22} {'members':>7} {'member-steps/s':>15} {'ms/step':>9} {'compile+1st s':>14} {'vs (b)':>7}")
-        for key, r in rows.items():
-            label = {"a": "(a) 1 seed", "b": f"(b) {seeds} seeds in a row", "e": "(e) PyTorch eager"}.get(
-                key, f"({key[0]}) {r['members']} members {key[2:]}")
-            comp = r.get("compile_plus_first_epoch_s")
-            print(f"  {label:<22} {r['members']:>7} {r['member_steps_per_s']:>15.1f} {r['step_ms']:>9.1f} "
-                  f"{(f'{comp:.1f}' if comp else '-'):>14} {r['member_steps_per_s'] / base:>6.2f}x")
-            results.append({"case": key, **r})
-        if "e" in rows:
-            print(f"  JAX (a) / PyTorch eager per member-step: "
-                  f"{rows['a']['member_steps_per_s'] / rows['e']['member_steps_per_s']:.2f}x")
+            twin = measure_torch_twin(name, steps)
+            if twin:
+                print_row(twin, None)
+                results.append(twin)
+                save(False)
+        for loop in loops:
+            print(f"  {loop}: vmapped/one-by-one {ratios[name][f'{loop}/vmap_vs_one-by-one']:.2f}x, "
+                  f"mapped/one-by-one {ratios[name][f'{loop}/map_vs_one-by-one']:.2f}x ({seeds} members each)")
+    pred = predictions(best)
+    print_predictions(pred)
+    save(True)
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump({"backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-                       "n_devices": len(jax.devices()), "cpu_count": os.cpu_count(), "steps": steps,
-                       "repeats": repeats, "results": results}, f, indent=1)
+        print(f"\nwrote {_JSON.value}")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault(XLA_CACHE_ENV, "off")   # cold compile times unless a cache folder is asked for
     app.run(main)

@@ -19,7 +19,6 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -125,8 +124,3 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
         state = sharding.conform_members(state, n_members, n_total, mesh)
     return epoch, state._replace(rng=jax.random.wrap_key_data(state.rng))
 
-
-def quiet_orbax_logs() -> None:
-    """Orbax logs every save and restore at INFO/WARNING through absl; a user can act on none of it."""
-    for name in ("orbax", "orbax.checkpoint", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)

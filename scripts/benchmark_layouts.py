@@ -1,0 +1,112 @@
+"""Training speed per device layout, measured side by side in one run (member-steps per second).
+
+Runs the real `scripts/train.py` on the same config under each layout of
+--layouts, PROCESSESxDEVICES: "1x1" is one process with one device, "1x4" one
+process with 4 fake CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count),
+"2x2" two local processes of 2 devices each (jax.distributed over loopback).
+Throughput comes from the workdir's metrics.jsonl: member-steps of every epoch
+but each program's first (which includes compiling), over their epoch_seconds.
+Prints each layout's rate and its ratio to the first layout, and whether the
+layouts' results agree.
+
+  python scripts/benchmark_layouts.py                       # U-Net smoke, 4 seeds, 1x1,1x4,2x2
+  python scripts/benchmark_layouts.py --epochs 6 --json out.json
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from absl import app, flags  # noqa: E402
+
+from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.errors import ConfigError  # noqa: E402
+
+_LAYOUTS = flags.DEFINE_list("layouts", ["1x1", "1x4", "2x2"], "PROCESSESxDEVICES layouts to measure.")
+_CONFIG = flags.DEFINE_string("config", "configs/unet.py:smoke", "Config file (relative to the repo root).")
+_SEEDS = flags.DEFINE_integer("seeds", 4, "Members (seeds) trained.")
+_WINDOWS = flags.DEFINE_integer("windows", 640, "data.n_windows (80% train).")
+_EPOCHS = flags.DEFINE_integer("epochs", 6, "Epochs per run.")
+_JSON = flags.DEFINE_string("json", None, "Also write the numbers to this JSON file.")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(layout: str, workdir: str, cache: str) -> float:
+    """Run scripts/train.py under `layout`; its wall time in seconds."""
+    processes, devices = (int(x) for x in layout.split("x"))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", ECG_JAX_CACHE=cache,
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--config",
+           os.path.join(REPO, _CONFIG.value), f"--workdir={workdir}", f"--config.seeds={_SEEDS.value}",
+           f"--config.data.n_windows={_WINDOWS.value}", f"--config.train.epochs={_EPOCHS.value}",
+           "--config.data.source=synthetic"]
+    if processes > 1:
+        port = _free_port()
+        cmds = [cmd + [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
+                       f"--process_id={i}"] for i in range(processes)]
+    else:
+        cmds = [cmd]
+    tic = time.perf_counter()
+    procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for c in cmds]
+    errors = [p.communicate()[1] for p in procs]
+    if any(p.returncode for p in procs):
+        raise ConfigError(f"{layout}: train.py failed:\n" + "\n".join(e[-2000:] for e in errors))
+    return time.perf_counter() - tic
+
+
+def rate(workdir: str) -> float:
+    """Member-steps per second over every epoch but each program's first."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+    steps = round(config["data"]["n_windows"] * config["data"]["train_fraction"]) // config["train"]["batch_size"]
+    timed = [r for r in rows if r["epoch"] > 1]
+    return sum(steps * len(r["members"]) for r in timed) / sum(r["epoch_seconds"] for r in timed)
+
+
+def results(workdir: str) -> list[dict]:
+    with open(os.path.join(workdir, "results.jsonl")) as f:
+        return [json.loads(line)["metrics"] for line in f]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    root = tempfile.mkdtemp(prefix="ecg_jax_layouts_")
+    cache = os.path.join(root, "cache")
+    out = {}
+    print(f"{_CONFIG.value}, {_SEEDS.value} seeds, {_WINDOWS.value} windows, {_EPOCHS.value} epochs; "
+          f"{os.cpu_count()} CPU cores", flush=True)
+    for layout in _LAYOUTS.value:
+        workdir = os.path.join(root, layout)
+        wall = train(layout, workdir, cache)
+        out[layout] = {"member_steps_per_s": rate(workdir), "wall_s": wall, "results": results(workdir)}
+    first = _LAYOUTS.value[0]
+    print(f"{'layout':<8} {'member-steps/s':>15} {'vs ' + first:>9} {'wall s':>8} {'max rel. diff of results':>26}")
+    for layout, r in out.items():
+        diff = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12)
+                   for a, b in zip(r["results"], out[first]["results"]) for k in a)
+        r["max_relative_result_difference_vs_first"] = diff
+        print(f"{layout:<8} {r['member_steps_per_s']:>15.1f} {r['member_steps_per_s'] / out[first]['member_steps_per_s']:>8.2f}x "
+              f"{r['wall_s']:>8.1f} {diff:>26.2e}")
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(run_main(main))
