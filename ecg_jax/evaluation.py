@@ -17,6 +17,7 @@ checkpoint gives exactly the numbers the training process reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -39,6 +40,7 @@ from ecg_jax.train.engine import MemberState, over_members, variables_of
 from ecg_jax.train.experiment import Experiment, workdir_chunks
 from ecg_jax.train.members import Member
 from ecg_jax.train.program import guarded
+from ecg_jax.workdir import WorkdirLock, check_writable, pin_data_source, require_data
 
 EVAL_BLOCK = 250  # test windows per compiled call
 
@@ -150,29 +152,52 @@ def load_workdir_config(workdir: str, data_dir: str | None = None) -> ml_collect
     config = load_config_json(path)
     if data_dir:
         config.data.data_dir = data_dir
-    return resolve_config(config)
+    config = pin_data_source(resolve_config(config), workdir)
+    require_data(config, workdir)
+    return config
 
 
 def restore_chunk(experiment: Experiment, workdir: str, ci: int, chunk: Sequence[Member],
                   epoch: int | None = None) -> tuple[int, MemberState]:
     """A chunk's checkpoint (latest, or after `epoch`), fingerprint-checked, sharded over the mesh."""
-    mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), read_only=True)
+    directory = checkpoints.chunk_dir(workdir, ci)
+    mgr = checkpoints.manager(directory, read_only=True)
     if mgr.latest_step() is None:
         raise CheckpointError(f"no checkpoint in {mgr.directory}: train first (scripts/train.py)")
-    if epoch is not None and epoch not in mgr.all_steps():
+    abstract, fingerprint = experiment.abstract_state(1), experiment.fingerprint(chunk)
+    if epoch is None:   # the newest intact checkpoint; damaged ones are reported and left in place
+        step, state = checkpoints.restore_latest_intact(directory, abstract, len(chunk), experiment.mesh,
+                                                        fingerprint, move_damaged=False, warn=log)
+        if state is None:
+            raise CheckpointError(f"no intact checkpoint in {directory}: train again (scripts/train.py)")
+        return step, state
+    if epoch not in mgr.all_steps():
         raise CheckpointError(f"no checkpoint after epoch {epoch} in {mgr.directory}; "
                               f"available: {', '.join(map(str, sorted(mgr.all_steps())))}")
-    checkpoints.check_fingerprint(checkpoints.read_meta(mgr, epoch), experiment.fingerprint(chunk), mgr.directory)
-    return checkpoints.restore(mgr, experiment.abstract_state(1), len(chunk), experiment.mesh, epoch)
+    checkpoints.check_fingerprint(checkpoints.read_meta(mgr, epoch), fingerprint, mgr.directory)
+    return checkpoints.restore(mgr, abstract, len(chunk), experiment.mesh, epoch)
 
 
 def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | None = None,
                      write: bool = True) -> list[dict]:
-    """Restore every program's checkpoint (latest, or after `epoch`) and score all members."""
-    from ecg_jax.datasets import prepare_data
-    from ecg_jax.results import append_rows
+    """Restore every program's checkpoint (latest, or after `epoch`) and score all members.
 
+    With `write`, the rows replace the workdir's rows of the same runs and epoch
+    in results.jsonl, and (for the latest checkpoint only) examples.npz is
+    rewritten; the workdir is locked against a concurrent run meanwhile.
+    """
     config = load_workdir_config(workdir, data_dir)
+    main = jax.process_index() == 0
+    if write and main:
+        check_writable(workdir)
+    with WorkdirLock(workdir) if write and main else contextlib.nullcontext():
+        return _evaluate_workdir(workdir, config, epoch, write and main)
+
+
+def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> list[dict]:
+    from ecg_jax.datasets import prepare_data
+    from ecg_jax.results import replace_rows
+
     prepared = prepare_data(config)
     experiment = Experiment.from_config(config, prepared.n_train)
     evaluator = EvalProgram(experiment.model, experiment.settings.member_parallelism, experiment.mesh)
@@ -186,9 +211,10 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
         r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)})
         rows += r
         examples.update(e)
-    if write and jax.process_index() == 0:
-        write_examples(workdir, prepared, [m for c in chunks for m in c], examples)
-        append_rows(os.path.join(workdir, "results.jsonl"), rows)
+    if write:
+        if epoch is None:   # the figures show the final models; an older epoch leaves them alone
+            write_examples(workdir, prepared, [m for c in chunks for m in c], examples)
+        replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 
 

@@ -143,13 +143,13 @@ def expected_baseline_keys(paper: ml_collections.ConfigDict, source: str) -> set
 
 def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None) -> dict[tuple, dict]:
     """The rows of workdir/results.jsonl that belong to `expected` (and were trained for `epochs`)."""
-    from ecg_jax.results import RESULTS_FILENAME, read_rows, row_key
+    from ecg_jax.results import RESULTS_FILENAME, read_rows, run_key
 
     path = os.path.join(workdir, RESULTS_FILENAME)
     if not os.path.isfile(path):
         return {}
-    return {row_key(r): r for r in read_rows(path)
-            if row_key(r) in expected and (epochs is None or r.get("epochs") == epochs)}
+    return {run_key(r): r for r in read_rows(path)
+            if run_key(r) in expected and (epochs is None or r.get("epochs") == epochs)}
 
 
 # ------------------------------------------------------------------ stages

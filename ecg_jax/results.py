@@ -59,10 +59,16 @@ def display_name(method: str) -> str:
     return METHOD_DISPLAY_NAMES.get(method, method)
 
 
-def row_key(row: dict) -> tuple:
-    """The identity of a run; later rows with the same key replace earlier ones."""
+def run_key(row: dict) -> tuple:
+    """The identity of a run (method, dataset, seed, protocol), whatever epoch it was scored at."""
     return (row["method"], row["noise_type"], float(row["snr_db"]), row["seed"],
             row["split"], row["source"])
+
+
+def row_key(row: dict) -> tuple:
+    """The identity of a row: its run and the epoch it was scored at (None for baselines);
+    a later row with the same key replaces an earlier one."""
+    return run_key(row) + (row.get("epochs"),)
 
 
 def _is_number(x: Any) -> bool:
@@ -139,6 +145,33 @@ def append_rows(path: str, rows: Iterable[dict]) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def replace_rows(path: str, rows: Iterable[dict]) -> None:
+    """Write `rows` into results.jsonl, replacing the rows of the same runs and epoch.
+
+    Other rows (other runs, other epochs) are kept as they are. The file is
+    rewritten atomically (temp file, fsync, rename): a crash leaves the old or
+    the new file, never a mix.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    new_keys = {row_key(r) for r in rows}
+    kept = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip() and row_key(_parse_row(line, f"{path}:{n}")) not in new_keys:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+        f.write("".join(_to_json_line(r) + "\n" for r in rows))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _results_files(paths: Iterable[str] | str) -> list[str]:

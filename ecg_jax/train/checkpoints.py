@@ -20,9 +20,11 @@ previous checkpoint intact.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -58,7 +60,8 @@ def save(mgr: ocp.CheckpointManager, epoch: int, state: MemberState, meta: dict)
     padded = int(state.diverged.shape[0])
     mgr.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(_storable(state)),
-        meta=ocp.args.JsonSave({**meta, "epoch": epoch, "padded_members": padded})))
+        meta=ocp.args.JsonSave({**meta, "epoch": epoch, "padded_members": padded,
+                                "checksums": state_checksums(state)})))
     mgr.wait_until_finished()
 
 
@@ -71,7 +74,7 @@ def read_meta(mgr: ocp.CheckpointManager, epoch: int | None = None) -> dict | No
 
 def check_fingerprint(saved: dict, expected: dict, where: str) -> None:
     """Raise CheckpointError naming every field where the checkpoint and config differ."""
-    saved = {k: v for k, v in saved.items() if k not in ("epoch", "padded_members")}
+    saved = {k: v for k, v in saved.items() if k not in ("epoch", "padded_members", "checksums")}
     diffs = []
     for key in sorted(set(saved) | set(expected)):
         a, b = saved.get(key), expected.get(key)
@@ -92,19 +95,47 @@ def _short(x: Any) -> str:
     return s if len(s) < 120 else s[:117] + "..."
 
 
+class DamagedCheckpoint(CheckpointError):
+    pass
+
+
+def state_checksums(state: MemberState) -> dict[str, int]:
+    """Per-array checksums of a (global) state: the wrapping uint32 sum of its bits.
+
+    Integer addition is associative, so the sum does not depend on how the
+    array is sharded or in which order devices add: a checkpoint written by 2
+    processes verifies in 1. Computed on the devices; only the sums travel.
+    """
+    flat = jax.tree_util.tree_flatten_with_path(_storable(state))[0]
+    sums = _bits_sums([x for _, x in flat])
+    return {jax.tree_util.keystr(p): int(v) for (p, _), v in zip(flat, sharding.to_host(sums))}
+
+
+@jax.jit
+def _bits_sums(leaves: list) -> list:
+    def bits_sum(x):
+        x = x.astype(jnp.uint32) if x.dtype == jnp.bool_ else x
+        return jnp.sum(jax.lax.bitcast_convert_type(x, jnp.uint32), dtype=jnp.uint32)
+    return [bits_sum(x) for x in leaves]
+
+
 def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: int, mesh,
             epoch: int | None = None) -> tuple[int, MemberState]:
-    """Restore a chunk's state as member-sharded global arrays over `mesh`.
+    """Restore a chunk's state as member-sharded global arrays over `mesh`, verified.
 
     `abstract_one` gives the shapes of one member's state with a leading
     member axis of any length (e.g. `jax.eval_shape` of init). The result has
     `sharding.padded_count(n_members, mesh)` members, whatever device count
-    wrote the checkpoint.
+    wrote the checkpoint. A checkpoint that cannot be read, or whose arrays do
+    not match the checksums saved with it, raises `DamagedCheckpoint`.
     """
     epoch = mgr.latest_step() if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"no checkpoint found in {mgr.directory}")
-    meta = read_meta(mgr, epoch)
+    try:
+        meta = read_meta(mgr, epoch)
+    except Exception as e:  # noqa: BLE001 - any failure to read it means the step is unusable
+        raise DamagedCheckpoint(f"epoch {epoch}: its metadata cannot be read ({_first_line(e)})") from None
     saved = int(meta.get("padded_members", n_members))
     # Restore straight into the member sharding when the saved count splits
     # evenly over this mesh; otherwise replicated, then re-padded below.
@@ -115,12 +146,50 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
         lambda x: jax.ShapeDtypeStruct((saved,) + tuple(x.shape[1:]), x.dtype, sharding=target), stored)
     try:
         restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint at epoch {epoch} in {mgr.directory} does not match the "
-                              f"network/config: {str(e).splitlines()[0][:300]}") from None
-    state = MemberState(*restored["state"])
+        state = MemberState(*restored["state"])
+        state = state._replace(rng=jax.random.wrap_key_data(state.rng))
+    except Exception as e:  # noqa: BLE001 - truncated or missing files surface as many error types
+        raise DamagedCheckpoint(f"epoch {epoch}: its arrays cannot be read ({_first_line(e)})") from None
+    if "checksums" in meta and state_checksums(state) != meta["checksums"]:
+        raise DamagedCheckpoint(f"epoch {epoch}: its arrays do not match the checksums saved with them")
     n_total = sharding.padded_count(n_members, mesh)
     if saved != n_total or target != sharding.member_sharding(mesh):
         state = sharding.conform_members(state, n_members, n_total, mesh)
-    return epoch, state._replace(rng=jax.random.wrap_key_data(state.rng))
+    return epoch, state
 
+
+def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: int, mesh, fingerprint: dict,
+                          move_damaged: bool, warn) -> tuple[int | None, MemberState | None]:
+    """The newest checkpoint of `directory` that reads back intact: (epoch, state), or (None, None).
+
+    A damaged step is reported through `warn` in one line and, with
+    `move_damaged` (training, process 0), moved to `checkpoints/damaged/` so the
+    run can write that epoch again; nothing is deleted. A checkpoint of another
+    config raises CheckpointError, as ever: that is not damage.
+    """
+    mgr = manager(directory, read_only=True)
+    for epoch in sorted(mgr.all_steps(), reverse=True):
+        try:
+            meta = read_meta(mgr, epoch)
+        except Exception as e:  # noqa: BLE001
+            problem = f"epoch {epoch}: its metadata cannot be read ({_first_line(e)})"
+        else:
+            check_fingerprint(meta, fingerprint, directory)
+            try:
+                return restore(mgr, abstract_one, n_members, mesh, epoch)
+            except DamagedCheckpoint as e:
+                problem = str(e)
+        where = os.path.join(directory, str(epoch))
+        if move_damaged:
+            damaged = os.path.join(os.path.dirname(directory), "damaged",
+                                   f"{os.path.basename(directory)}_epoch_{epoch}_{int(time.time())}")
+            os.makedirs(os.path.dirname(damaged), exist_ok=True)
+            os.replace(where, damaged)
+            where = f"{where} (moved to {damaged})"
+        warn(f"WARNING: damaged checkpoint {where}: {problem}; using the next older one")
+    return None, None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]

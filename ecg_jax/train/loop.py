@@ -24,6 +24,7 @@ The workdir after a run:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -42,8 +43,10 @@ from ecg_jax.train.device_data import MemberConsts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
 from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
                                       chunks_of, read_layout)
+from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, ProgressBar, TensorBoardLog, epoch_row
+from ecg_jax.workdir import WorkdirLock, check_writable, pin_data_source, require_data
 
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -57,11 +60,18 @@ def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def _read_json(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
-    saved = json.loads(config_to_json(load_config_json(path)))
+    saved = json.loads(config_to_json(pin_data_source(load_config_json(path), workdir)))
     new = json.loads(config_to_json(config))
     diffs = [f"{path}: workdir has {a!r}, now {b!r}"
              for path, a, b in config_differences(saved, new, RESUMABLE_CHANGES)]
@@ -92,15 +102,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     `on_epoch_end(chunk, epoch)` is a test hook called after each finished
     (and, when due, checkpointed) epoch; raising from it simulates a kill.
     """
+    config = pin_data_source(resolve_config(config), workdir if os.path.isdir(workdir) else None)
+    apply_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))
+    require_data(config, workdir)
+    check_workdir_config(config, workdir)
+    main = is_main_process()
+    if main:
+        check_writable(workdir, checkpoint_bytes(config))
+    with WorkdirLock(workdir) if main else contextlib.nullcontext():
+        return _train_and_evaluate(config, workdir, main, on_epoch_end)
+
+
+def checkpoint_bytes(config) -> int:
+    """What a run's checkpoints need on disk: parameters + two Adam moments per member, kept checkpoints + 1."""
+    n_params = Experiment.from_config(config).n_params()
+    members = len(members_of(config))
+    return 3 * 4 * n_params * members * (int(config.train.keep_checkpoints or 1) + 1)
+
+
+def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
     from ecg_jax.evaluation import EvalProgram, score_chunk, write_examples
-    from ecg_jax.results import append_rows
-
-    config = resolve_config(config)
-    apply_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))
-    main = is_main_process()
-    os.makedirs(workdir, exist_ok=True)
-    check_workdir_config(config, workdir)
+    from ecg_jax.results import replace_rows
 
     tic = time.perf_counter()
     prepared = prepare_data(config)
@@ -108,7 +131,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         f"({time.perf_counter() - tic:.1f}s)")
     experiment = Experiment.from_config(config, prepared.n_train)
     if main:
-        write_data_card(data_card(prepared, config), workdir)
+        card = data_card(prepared, config)
+        if _read_json(os.path.join(workdir, "data_card.json")) != card:   # never rewritten unchanged
+            write_data_card(card, workdir)
         save_config(config, os.path.join(workdir, "config.json"))
     if prepared.source == "synthetic":
         log("NOTE: training on the built-in SYNTHETIC ECG/noise source (no PhysioNet data configured)")
@@ -145,15 +170,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {experiment.n_devices} "
                 f"devices) with copies of the first member; their results are discarded")
         consts = experiment.chunk_consts(prepared, chunk)
-        mgr = checkpoints.manager(checkpoints.chunk_dir(workdir, ci), keep=config.train.keep_checkpoints)
+        directory = checkpoints.chunk_dir(workdir, ci)
         fingerprint = experiment.fingerprint(chunk)
-        start = 0
-        if mgr.latest_step() is not None:
-            checkpoints.check_fingerprint(checkpoints.read_meta(mgr), fingerprint, mgr.directory)
-            start, state = checkpoints.restore(mgr, experiment.abstract_state(1), n, mesh)
+        start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
+                                                          fingerprint, move_damaged=main, warn=log)
+        mgr = checkpoints.manager(directory, keep=config.train.keep_checkpoints)
+        if state is not None:
             if start < config.train.epochs:
                 log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
         else:
+            start = 0
             tic = time.perf_counter()
             state = jax.block_until_ready(program.init(experiment.chunk_seeds(chunk)))
             log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
@@ -169,7 +195,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     if main:
         write_examples(workdir, prepared, experiment.members, examples)
-        append_rows(os.path.join(workdir, "results.jsonl"), rows)
+        replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 
 

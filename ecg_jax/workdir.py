@@ -1,0 +1,116 @@
+"""One run per workdir, and a workdir that can take the run's files: checked before any work.
+
+`WorkdirLock` is an exclusive `fcntl` lock on `<workdir>/.lock`, holding the
+owner's pid and host. The kernel drops the lock when its process dies (kill -9
+included), so a lock left by a killed run is simply taken over; a live run
+holding it makes a second one stop at once, naming that process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+
+from ecg_jax.errors import EcgJaxError
+
+LOCK_NAME = ".lock"
+
+
+class WorkdirBusy(EcgJaxError):
+    pass
+
+
+class WorkdirNotWritable(EcgJaxError):
+    pass
+
+
+class WorkdirLock:
+    """`with WorkdirLock(workdir): ...` holds the workdir for this process."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, LOCK_NAME)
+        self._fd: int | None = None
+
+    def __enter__(self) -> "WorkdirLock":
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise WorkdirBusy(f"{os.path.dirname(self.path)} is in use by {holder}; wait for it to finish "
+                              "or use another --workdir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def check_writable(workdir: str, needed_bytes: int = 0) -> None:
+    """Stop before any work when the workdir cannot take the run's files.
+
+    Creates the folder if needed, writes and removes a probe file, and compares
+    the free space with `needed_bytes` (an estimate of what the run writes).
+    """
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write-probe-{os.getpid()}")
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        raise WorkdirNotWritable(f"cannot write to {workdir}: {e.strerror or e}; "
+                                 "choose a writable --workdir") from None
+    free = shutil.disk_usage(workdir).free
+    if needed_bytes and free < needed_bytes:
+        raise WorkdirNotWritable(f"{workdir} has {free / 2**20:.0f} MiB free, the run needs about "
+                                 f"{needed_bytes / 2**20:.0f} MiB (checkpoints); free some space or "
+                                 "choose another --workdir")
+
+
+def pin_data_source(config, workdir: str | None = None):
+    """The data a run trains on, fixed in its config: `data.source` "auto" becomes the
+    source actually used and `data.data_dir` its absolute folder.
+
+    A workdir's config.json then names its data, so a resume or an evaluation
+    run from another folder (or without $ECG_JAX_DATA) uses the same data or
+    stops; it never silently scores on the synthetic source. Workdirs written
+    before this was saved are pinned from their data_card.json.
+    """
+    import json
+
+    from ecg_jax.datasets import DATA_CARD_NAME, resolve_source
+
+    if config.data.source == "auto" and workdir is not None:
+        card_path = os.path.join(workdir, DATA_CARD_NAME)
+        if os.path.exists(card_path):
+            with open(card_path) as f:
+                card = json.load(f)
+            config.data.source = card["source"]
+            if card["source"] == "physionet" and not config.data.data_dir:
+                config.data.data_dir = card.get("data_dir") or ""
+    source, data_dir = resolve_source(config.data)
+    config.data.source = source
+    config.data.data_dir = data_dir or ""
+    return config
+
+
+def require_data(config, workdir: str) -> None:
+    """One line naming the missing folder when a workdir's PhysioNet data is not here."""
+    from ecg_jax.errors import DataError
+
+    if config.data.source == "physionet" and not os.path.isdir(config.data.data_dir):
+        raise DataError(f"{workdir} was trained on PhysioNet data in {config.data.data_dir}, which does not "
+                        "exist here; point at a copy with --config.data.data_dir=DIR (scripts/train.py) or "
+                        "--data_dir DIR (scripts/evaluate.py)")
