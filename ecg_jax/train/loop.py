@@ -45,7 +45,7 @@ from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, R
                                       chunks_of, read_layout)
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
-from ecg_jax.train.progress import MetricsLog, ProgressBar, TensorBoardLog, epoch_row
+from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
 from ecg_jax.workdir import WorkdirLock, check_writable, pin_data_source, require_data
 
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -163,40 +163,56 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
     metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None
     tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None
     rows, examples = [], {}
-
-    for ci, chunk in enumerate(chunks):
-        n, n_pad = len(chunk), experiment.padded(chunk)
-        if n_pad != n:
-            log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {experiment.n_devices} "
-                f"devices) with copies of the first member; their results are discarded")
-        consts = experiment.chunk_consts(prepared, chunk)
-        directory = checkpoints.chunk_dir(workdir, ci)
-        fingerprint = experiment.fingerprint(chunk)
-        start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
-                                                          fingerprint, move_damaged=main, warn=log)
-        mgr = checkpoints.manager(directory, keep=config.train.keep_checkpoints)
-        if state is not None:
-            if start < config.train.epochs:
-                log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
-        else:
-            start = 0
-            tic = time.perf_counter()
-            state = jax.block_until_ready(program.init(experiment.chunk_seeds(chunk)))
-            log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
-        if metrics_log is not None:
-            metrics_log.truncate_after(ci, start)
-        state = _run_epochs(experiment, program, ci, chunk, state, consts, train_data, mgr, fingerprint,
-                            start, metrics_log, on_epoch_end, tensorboard)
-
-        r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator,
-                           {"epochs": int(config.train.epochs)})
-        rows += r
-        examples.update(e)
+    progress = RunProgress(n_members * settings.steps_per_epoch * int(config.train.epochs)) if main else None
+    try:
+        for ci, chunk in enumerate(chunks):
+            r, e = _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci,
+                                chunk, main, metrics_log, tensorboard, progress, on_epoch_end)
+            rows += r
+            examples.update(e)
+    finally:
+        if progress is not None:
+            progress.close()
 
     if main:
         write_examples(workdir, prepared, experiment.members, examples)
         replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
+
+
+def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci, chunk, main,
+                 metrics_log, tensorboard, progress, on_epoch_end):
+    """Train (or resume) one chunk of members and score it: (result rows, example outputs)."""
+    from ecg_jax.evaluation import score_chunk
+
+    config, mesh = experiment.config, experiment.mesh
+    n, n_pad = len(chunk), experiment.padded(chunk)
+    if n_pad != n:
+        log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {experiment.n_devices} "
+            f"devices) with copies of the first member; their results are discarded")
+    consts = experiment.chunk_consts(prepared, chunk)
+    directory = checkpoints.chunk_dir(workdir, ci)
+    fingerprint = experiment.fingerprint(chunk)
+    start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
+                                                      fingerprint, move_damaged=main, warn=log)
+    mgr = checkpoints.manager(directory, keep=config.train.keep_checkpoints)
+    if state is not None:
+        if start < config.train.epochs:
+            log(f"chunk {ci}: resuming from the checkpoint after epoch {start}")
+    else:
+        start = 0
+        tic = time.perf_counter()
+        state = jax.block_until_ready(program.init(experiment.chunk_seeds(chunk)))
+        log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
+    if metrics_log is not None:
+        metrics_log.truncate_after(ci, start)
+    if progress is not None:
+        progress.skip(start * n * experiment.settings.steps_per_epoch)
+    state = _run_epochs(experiment, program, ci, chunk, state, consts, train_data, mgr, fingerprint,
+                        start, metrics_log, on_epoch_end, tensorboard, progress)
+
+    return score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator,
+                       {"epochs": int(config.train.epochs)})
 
 
 def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgram,
@@ -239,11 +255,10 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
 
 
 def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state: MemberState, consts,
-                train_data, mgr, fingerprint, start, metrics_log, on_epoch_end, tensorboard=None) -> MemberState:
+                train_data, mgr, fingerprint, start, metrics_log, on_epoch_end, tensorboard, progress) -> MemberState:
     n = len(chunk)
     t, s = experiment.config.train, experiment.settings
     schedule = make_schedule(s)
-    bar = ProgressBar(f"chunk {ci}", t.epochs, start, s.steps_per_epoch * n) if is_main_process() else None
     was_diverged = np.zeros(n, bool)
     first = True
     for e in range(start, t.epochs):
@@ -265,8 +280,8 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
             metrics_log.append(row)
             if tensorboard is not None:
                 tensorboard.log_epoch(row)
-        if bar is not None:
-            bar.update(e + 1, epoch_loss, seconds, first)
+        if progress is not None:
+            progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds, first)
         first = False
         if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:
             checkpoints.save(mgr, e + 1, state, fingerprint)

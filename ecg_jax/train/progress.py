@@ -1,7 +1,8 @@
-"""Progress bar over epochs and the per-epoch `metrics.jsonl` log.
+"""Progress over the whole run and the per-epoch `metrics.jsonl` log.
 
-No extra dependency: on a terminal the bar redraws one line; in a log file
-(CI, nohup) it prints one line per epoch instead.
+On a terminal, a `rich` progress bar counts the member-steps of the whole run
+(every chunk), with the rate and the time left; in a log file (CI, nohup) it
+stays quiet and one line per epoch is printed instead.
 """
 
 from __future__ import annotations
@@ -23,44 +24,61 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-class ProgressBar:
-    def __init__(self, label: str, total_epochs: int, start_epoch: int, member_steps_per_epoch: int,
-                 stream=sys.stderr):
-        self.label = label
-        self.total = total_epochs
-        self.done = start_epoch
-        self.member_steps = member_steps_per_epoch
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.timed_epochs = 0
-        self.timed_seconds = 0.0
+def _loss_text(losses: np.ndarray) -> str:
+    finite = losses[np.isfinite(losses)]
+    n_bad = int(losses.size - finite.size)
+    text = (f"loss mean {finite.mean():.4f} min {finite.min():.4f} max {finite.max():.4f}"
+            if finite.size else "loss: all members diverged")
+    return text + (f" | {n_bad} diverged" if n_bad else "")
 
-    def update(self, epoch: int, losses: np.ndarray, seconds: float, first_call: bool) -> None:
-        """`epoch` is the number of finished epochs; `losses` one per member (NaN = diverged)."""
-        self.done = epoch
-        if not first_call:  # the first call of a process includes compilation
-            self.timed_epochs += 1
+
+class RunProgress:
+    """Member-steps done out of the run's total, with ETA; `update` once per finished epoch."""
+
+    def __init__(self, total_member_steps: int, stream=sys.stderr):
+        self.total = total_member_steps
+        self.done = 0
+        self.stream = stream
+        self.timed_steps, self.timed_seconds = 0, 0.0
+        self._bar = None
+        if hasattr(stream, "isatty") and stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                 TextColumn("member-steps, ETA"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[loss]}"), console=Console(file=stream), transient=False)
+            self._task = self._bar.add_task("training", total=total_member_steps, loss="")
+            self._bar.start()
+
+    def skip(self, member_steps: int) -> None:
+        """Steps already done before this process started (a resumed checkpoint)."""
+        self.done += member_steps
+        if self._bar is not None:
+            self._bar.update(self._task, advance=member_steps)
+
+    def update(self, label: str, epoch: int, epochs: int, member_steps: int, losses: np.ndarray,
+               seconds: float, includes_compile: bool) -> None:
+        self.done += member_steps
+        if not includes_compile:   # the first epoch of a program includes compiling it
+            self.timed_steps += member_steps
             self.timed_seconds += seconds
-        rate = self.member_steps * self.timed_epochs / self.timed_seconds if self.timed_seconds else float("nan")
-        per_epoch = self.timed_seconds / self.timed_epochs if self.timed_epochs else seconds
-        eta = per_epoch * (self.total - epoch)
-        finite = losses[np.isfinite(losses)]
-        n_bad = int(losses.size - finite.size)
-        loss_txt = (f"loss mean {finite.mean():.4f} min {finite.min():.4f} max {finite.max():.4f}"
-                    if finite.size else "loss: all members diverged")
-        width = 20
-        filled = int(width * epoch / max(1, self.total))
-        bar = "#" * filled + "." * (width - filled)
-        extra = f" | {n_bad} diverged" if n_bad else ""
+        rate = self.timed_steps / self.timed_seconds if self.timed_seconds else float("nan")
+        if self._bar is not None:
+            finite = losses[np.isfinite(losses)]
+            self._bar.update(self._task, advance=member_steps, description=f"{label} epoch {epoch}/{epochs}",
+                             loss=f"loss {finite.mean():.4f}" if finite.size else "all diverged")
+            return
+        eta = (self.total - self.done) / rate if math.isfinite(rate) and rate > 0 else float("nan")
         speed = f"{rate:,.1f} member-steps/s" if math.isfinite(rate) else f"compile+epoch {seconds:.1f}s"
-        line = (f"{self.label} [{bar}] epoch {epoch}/{self.total} | {loss_txt}{extra} | {speed} "
-                f"| ETA {_fmt_time(eta)}")
-        if self.tty:
-            end = "\n" if epoch >= self.total else ""
-            self.stream.write("\r" + line.ljust(140) + end)
-        else:
-            self.stream.write(line + "\n")
+        eta_text = _fmt_time(eta) if math.isfinite(eta) else "?"
+        self.stream.write(f"{label} epoch {epoch}/{epochs} | {_loss_text(losses)} | {speed} | "
+                          f"run {100 * self.done / max(1, self.total):.0f}% | ETA {eta_text}\n")
         self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 class MetricsLog:
