@@ -21,6 +21,7 @@ and keeps an all-zero window all zero instead of NaN.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -182,4 +183,22 @@ def score_baselines_on_grid(config, prepared, methods: Sequence[str] = ("fft", "
                     source=prepared.source, metrics=score_baseline(m, test.clean, noisy_test, threshold),
                     threshold=float(threshold), threshold_search=bool(b.threshold_search),
                     n_test=int(prepared.n_test)))
+    return rows
+
+
+def run_baselines(config, workdir: str, methods=("fft", "dwt")) -> list[dict]:
+    """Score `methods` on every dataset of `config`; append and return the result rows.
+
+    Writes <workdir>/data_card.json and appends the rows to <workdir>/results.jsonl.
+    """
+    from ecg_jax.config_utils import resolve_config
+    from ecg_jax.datasets import data_card, prepare_data, write_data_card
+    from ecg_jax.results import append_rows
+
+    config = resolve_config(config)
+    prepared = prepare_data(config)
+    os.makedirs(workdir, exist_ok=True)
+    write_data_card(data_card(prepared, config), workdir)
+    rows = score_baselines_on_grid(config, prepared, methods)
+    append_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows

@@ -434,3 +434,52 @@ def write_data_card(card: Mapping[str, Any], workdir: str) -> str:
     path = os.path.join(workdir, DATA_CARD_NAME)
     write_text_atomic(path, json.dumps(card, indent=2) + "\n")
     return path
+
+
+# ------------------------------------------------------------ summary
+
+SNR_TOLERANCE_DB = 0.01
+
+
+def _db(x: float) -> str:
+    """4 decimals, without the "-0.0000" that a -1e-8 dB rounding residue would print."""
+    return f"{round(x, 4) + 0.0:.4f}"
+
+
+def summary_lines(card: dict, prepared: PreparedData, seconds: float) -> list[str]:
+    """Human-readable lines about a data card: the source (loudly when SYNTHETIC), the
+    sizes, the cache, every dataset's achieved input SNR (flagged when off target) and
+    the time taken."""
+    lines = []
+    if card["source"] == "synthetic":
+        lines += ["=" * 72,
+                  "SOURCE: SYNTHETIC data (built-in generator), NOT PhysioNet MIT-BIH.",
+                  f"  {card.get('source_note', '')}",
+                  "  Results on it are not comparable with published numbers.",
+                  "=" * 72]
+    else:
+        lines.append(f"source: PhysioNet mitdb + nstdb from {card['data_dir']}")
+    lines.append(f"split: {card['split']}; windows: {card['n_windows']} of {card['window']} samples "
+                 f"(train {card['n_train']}, test {card['n_test']}) from {len(card['records'])} "
+                 f"record(s), pool {card['pool_size']}, data_seed {card['data_seed']}")
+    lines.append(f"cache: {'hit' if prepared.cache_hit else 'miss (built and saved)'} "
+                 f"{prepared.cache_path}")
+    lines.append("dataset        target   input SNR train   input SNR test")
+    for d in card["datasets"]:
+        worst = d["input_snr_max_abs_error_db"]
+        flag = "" if worst is not None and worst <= SNR_TOLERANCE_DB else "   <-- off target!"
+        lines.append(f"{d['noise_type']:<6} {d['snr_db']:>12g} dB {_db(d['input_snr_train_db']):>14} dB "
+                     f"{_db(d['input_snr_test_db']):>12} dB{flag}")
+    lines.append(f"time: {seconds:.2f} s")
+    return lines
+
+
+def prepare_and_write_data_card(config: ml_collections.ConfigDict, workdir: str) -> tuple[list[str], str]:
+    """Prepare the data of `config` and write <workdir>/data_card.json; returns the
+    summary_lines (timed from the start of this call) and the card's path."""
+    start = time.perf_counter()
+    config = resolve_config(config)
+    prepared = prepare_data(config)
+    card = data_card(prepared, config)
+    path = write_data_card(card, workdir)
+    return summary_lines(card, prepared, time.perf_counter() - start), path

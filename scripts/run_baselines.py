@@ -28,26 +28,11 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.jso
 _METHODS = flags.DEFINE_list("methods", ["fft", "dwt"], "Baselines to score.")
 
 
-def run_baselines(config, workdir: str, methods=("fft", "dwt")) -> list[dict]:
-    """Score `methods` on every dataset of `config`; append and return the result rows."""
-    from ecg_jax.baselines import score_baselines_on_grid
-    from ecg_jax.config_utils import resolve_config
-    from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.results import append_rows
-
-    config = resolve_config(config)
-    prepared = prepare_data(config)
-    os.makedirs(workdir, exist_ok=True)
-    write_data_card(data_card(prepared, config), workdir)
-    rows = score_baselines_on_grid(config, prepared, methods)
-    append_rows(os.path.join(workdir, "results.jsonl"), rows)
-    return rows
-
-
 @run_main
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax.baselines import run_baselines
     from ecg_jax.results import print_rows
 
     tic = time.perf_counter()

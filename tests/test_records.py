@@ -1,20 +1,16 @@
-"""WFDB loading and every bad-input message; download_data.py's offline path."""
+"""WFDB loading and every bad-input message; the offline path of ecg_jax.download (scripts/download_data.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from ecg_jax import records
+from ecg_jax import download, records
 from ecg_jax.errors import ConfigError, DataError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def copy_records(src_dir, dst_dir, db, names, with_sums=True):
@@ -150,20 +146,7 @@ def test_unreadable_header_is_wrapped(two_records):
         records.load_mitdb(str(two_records), ["100"])
 
 
-def load_script(name):
-    """Import scripts/NAME.py once per session (its absl flags may only be defined once)."""
-    key = f"_script_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, os.path.join(REPO, "scripts", f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[key] = module
-    return sys.modules[key]
-
-
 def test_download_probe_gives_up_after_its_timeout(tmp_path, monkeypatch):
-    download = load_script("download_data")
-
     def hang(*args, **kwargs):
         time.sleep(1.5)  # answers (with an error) long after the 0.5 s timeout
         raise OSError("late")
@@ -178,8 +161,6 @@ def test_download_probe_gives_up_after_its_timeout(tmp_path, monkeypatch):
 def test_download_offline_fails_fast_and_writes_nothing(tmp_path, monkeypatch):
     """Offline as on a machine without DNS (simulated, so that a machine with
     internet never starts a real download from the test suite)."""
-    download = load_script("download_data")
-
     def no_dns(*args, **kwargs):
         raise download.urllib.error.URLError(OSError(-2, "Name or service not known"))
 
@@ -197,7 +178,6 @@ def test_download_offline_fails_fast_and_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_download_skips_verified_copies(shared_data_dir, tmp_path, monkeypatch, capsys):
-    download = load_script("download_data")
     monkeypatch.setattr(download, "check_connectivity", lambda *a, **k: pytest.fail("probed network"))
     copy_records(shared_data_dir, tmp_path, "nstdb", ["bw", "em", "ma"])
     monkeypatch.setattr(download, "DATABASES", (("nstdb", ["bw", "em", "ma"], None),))

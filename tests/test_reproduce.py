@@ -29,7 +29,7 @@ TABLE_ORDER = ["unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer",
 
 
 def _load(key: str, path: str):
-    if key not in sys.modules:  # once per session, like tests/test_records.py's load_script
+    if key not in sys.modules:  # once per session
         spec = importlib.util.spec_from_file_location(key, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

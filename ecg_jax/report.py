@@ -1,0 +1,74 @@
+"""Merge results.jsonl files into the benchmark tables and figures in one folder.
+
+    markdown, written = write_report(["runs/baselines", "runs/unet"], "tables/")
+
+Writes into the output folder:
+  tables.html, tables.md, runs.csv    the tables and every per-run number
+  snr_curves.{png,svg}                output vs input SNR (one file per
+                                      split/source when the rows mix them:
+                                      snr_curves_<split>_<source>.{png,svg})
+  example_<noise>_<snr>dB.{png,svg}   only when a results directory holds an
+                                      examples.npz (see figures.load_examples);
+                                      unreadable files are skipped with a warning
+Used by scripts/make_tables.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ecg_jax import figures, results, tables
+from ecg_jax.errors import ConfigError
+
+
+def warn(msg: str) -> None:
+    """A "warning: ..." line on stderr."""
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def write_example_figures(result_paths: list[str], out_dir: str) -> list[str]:
+    """One example figure per (noise type, SNR) of the examples.npz files beside `result_paths`."""
+    examples = []
+    for p in result_paths:
+        folder = p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
+        npz = os.path.join(folder, "examples.npz")
+        if not os.path.isfile(npz):
+            continue
+        # A training workdir's examples.npz does not name its method: take it
+        # from the folder's results when they hold exactly one method.
+        methods = {r["method"] for r in results.read_rows([p])}
+        method = methods.pop() if len(methods) == 1 else None
+        examples += figures.load_examples(npz, method=method, warn=warn)
+    written = []
+    used_stems: set[str] = set()
+    for ex in figures.merge_examples(examples):
+        stem = f"example_{ex.noise_type}_{ex.snr_db:g}dB"
+        k = 2
+        while stem in used_stems:
+            stem, k = f"example_{ex.noise_type}_{ex.snr_db:g}dB_{k}", k + 1
+        used_stems.add(stem)
+        title = f"One test window, {ex.noise_type} noise at {ex.snr_db:g} dB input SNR"
+        written += figures.plot_denoising_example(ex.clean, ex.noisy, ex.outputs, ex.fs, title,
+                                                  os.path.join(out_dir, stem))
+    return written
+
+
+def write_report(result_paths: list[str], out_dir: str) -> tuple[str, list[str]]:
+    """Write the tables and figures of the rows in `result_paths` (later ones win for
+    duplicate runs) into `out_dir`; returns (the Markdown tables, the written paths)."""
+    rows = results.read_rows(result_paths)
+    if not rows:
+        raise ConfigError(f"no result rows in {', '.join(result_paths)}")
+    os.makedirs(out_dir, exist_ok=True)
+
+    written = list(tables.write_tables(rows, out_dir).values())
+    groups = tables.group_by_protocol(rows)
+    for (split, source), group in groups.items():
+        stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}"
+        written += figures.plot_snr_curves(group, os.path.join(out_dir, stem))
+    written += write_example_figures(result_paths, out_dir)
+
+    with open(os.path.join(out_dir, "tables.md")) as f:
+        markdown = f.read()
+    return markdown, written
