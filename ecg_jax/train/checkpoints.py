@@ -19,8 +19,11 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -38,10 +41,62 @@ def chunk_dir(workdir: str, chunk: int) -> str:
 
 
 def manager(directory: str, keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
+    _quiet_orbax()
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=False)  # synchronous: the state is small and must be on disk before we go on
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
+
+
+_quieted = False
+
+
+def _from_orbax(tb) -> bool:
+    """Whether a traceback passes through orbax's code."""
+    marker = f"{os.sep}orbax{os.sep}"
+    while tb is not None:
+        if marker in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _quiet_orbax() -> None:
+    """Silence what orbax and tensorstore print that a user cannot act on, at its source.
+
+    Orbax logs every manager creation, save and restore through absl. After a
+    failed read (a damaged checkpoint, which `restore` reports in one line),
+    its pending reads die later on a closed event loop: asyncio logs "exception
+    was never retrieved", Python prints unraisable exceptions and "coroutine
+    was never awaited" warnings, each with a page of tensorstore spec. All of
+    those, and only those, are dropped; other libraries' logs, warnings and
+    unraisable errors are kept.
+    """
+    global _quieted
+    if _quieted:
+        return
+    _quieted = True
+    orbax_path = f"{os.sep}orbax{os.sep}"
+
+    class DropOrbaxRecords(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if orbax_path in record.pathname and record.levelno < logging.CRITICAL:
+                return False
+            return not (record.exc_info and _from_orbax(record.exc_info[2]))
+
+    logging.getLogger("absl").addFilter(DropOrbaxRecords())
+    logging.getLogger("asyncio").addFilter(DropOrbaxRecords())
+    warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_device_put' was never awaited",
+                            category=RuntimeWarning)
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        exc = unraisable.exc_value
+        if (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed") or _from_orbax(unraisable.exc_traceback):
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = hook
 
 
 def param_shapes(params: Any) -> dict[str, list[int]]:
@@ -135,7 +190,8 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
     try:
         meta = read_meta(mgr, epoch)
     except Exception as e:  # noqa: BLE001 - any failure to read it means the step is unusable
-        raise DamagedCheckpoint(f"epoch {epoch}: its metadata cannot be read ({_first_line(e)})") from None
+        raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its metadata cannot be read "
+                                f"({_first_line(e)})") from None
     saved = int(meta.get("padded_members", n_members))
     # Restore straight into the member sharding when the saved count splits
     # evenly over this mesh; otherwise replicated, then re-padded below.
@@ -149,9 +205,11 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
         state = MemberState(*restored["state"])
         state = state._replace(rng=jax.random.wrap_key_data(state.rng))
     except Exception as e:  # noqa: BLE001 - truncated or missing files surface as many error types
-        raise DamagedCheckpoint(f"epoch {epoch}: its arrays cannot be read ({_first_line(e)})") from None
+        raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays cannot be read "
+                                f"({_first_line(e)})") from None
     if "checksums" in meta and state_checksums(state) != meta["checksums"]:
-        raise DamagedCheckpoint(f"epoch {epoch}: its arrays do not match the checksums saved with them")
+        raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays do not match the "
+                                "checksums saved with them")
     n_total = sharding.padded_count(n_members, mesh)
     if saved != n_total or target != sharding.member_sharding(mesh):
         state = sharding.conform_members(state, n_members, n_total, mesh)
@@ -172,24 +230,30 @@ def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: 
         try:
             meta = read_meta(mgr, epoch)
         except Exception as e:  # noqa: BLE001
-            problem = f"epoch {epoch}: its metadata cannot be read ({_first_line(e)})"
+            problem = f"checkpoint {os.path.join(directory, str(epoch))} is damaged: its metadata cannot be read " \
+                      f"({_first_line(e)})"
         else:
             check_fingerprint(meta, fingerprint, directory)
             try:
                 return restore(mgr, abstract_one, n_members, mesh, epoch)
             except DamagedCheckpoint as e:
                 problem = str(e)
-        where = os.path.join(directory, str(epoch))
         if move_damaged:
             damaged = os.path.join(os.path.dirname(directory), "damaged",
                                    f"{os.path.basename(directory)}_epoch_{epoch}_{int(time.time())}")
             os.makedirs(os.path.dirname(damaged), exist_ok=True)
-            os.replace(where, damaged)
-            where = f"{where} (moved to {damaged})"
-        warn(f"WARNING: damaged checkpoint {where}: {problem}; using the next older one")
+            os.replace(os.path.join(directory, str(epoch)), damaged)
+            problem += f"; moved to {damaged}"
+        warn(f"WARNING: {problem}; using the next older one")
     return None, None
 
 
+def _step_dir(mgr: ocp.CheckpointManager, epoch: int) -> str:
+    return os.path.join(str(mgr.directory), str(epoch))
+
+
 def _first_line(e: Exception) -> str:
+    """The gist of a (often very long) orbax/tensorstore error."""
     text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:200]
+    text = text[0] if text else type(e).__name__
+    return text if len(text) <= 100 else text[:97] + "..."

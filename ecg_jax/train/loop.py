@@ -211,8 +211,9 @@ def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data
     state = _run_epochs(experiment, program, ci, chunk, state, consts, train_data, mgr, fingerprint,
                         start, metrics_log, on_epoch_end, tensorboard, progress)
 
+    # The epoch the state is at: a checkpoint past train.epochs (a run resumed with fewer) is scored as it is.
     return score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator,
-                       {"epochs": int(config.train.epochs)})
+                       {"epochs": max(int(start), int(config.train.epochs))})
 
 
 def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgram,
