@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ecg_jax.config_utils import NOISE_TYPES
 from ecg_jax.results import ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
-from ecg_jax.tables import NOISE_DESCRIPTIONS, group_by_protocol
+from ecg_jax.tables import NOISE_DESCRIPTIONS, group_by_protocol, is_diverged, select_rows
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,17 @@ def curve_methods(rows: list[dict]) -> list[str]:
     return _method_order({r["method"] for r in rows} - ablation_only)
 
 
-def snr_curve_series(rows: list[dict], methods: list[str] | None = None) -> dict[str, dict[str, Series]]:
+def snr_curve_series(rows: list[dict], methods: list[str] | None = None,
+                     epoch: int | None = None) -> dict[str, dict[str, Series]]:
     """{noise_type: {method: Series}}: exactly the numbers `plot_snr_curves` draws.
 
-    Means and sample stds over the runs of each (method, noise type, input SNR),
-    non-finite (diverged) runs left out; levels without a finite run are dropped.
+    One row per run as in the tables (`tables.select_rows`: each run's final
+    epoch, or with `epoch=N` its row scored at epoch N). Means and sample stds
+    over the runs of each (method, noise type, input SNR), diverged runs
+    (`tables.is_diverged`) left out; levels without such a run are dropped.
     `methods=None` means `curve_methods(rows)`.
     """
+    rows = [r for r in select_rows(rows, epoch) if not is_diverged(r)]
     methods = curve_methods(rows) if methods is None else list(methods)
     series: dict[str, dict[str, Series]] = {}
     for nt in [t for t in NOISE_TYPES if any(r["noise_type"] == t for r in rows)]:
@@ -110,19 +114,20 @@ def snr_curve_series(rows: list[dict], methods: list[str] | None = None) -> dict
 
 
 def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
-                    methods: list[str] | None = None) -> list[str]:
+                    methods: list[str] | None = None, epoch: int | None = None) -> list[str]:
     """Output SNR against input SNR, one subplot per noise type, ±std error bars over seeds.
 
     `rows` must come from one split protocol and data source (see
     tables.group_by_protocol). A method keeps its colour in every panel and
-    one shared legend sits to the right. Returns the written paths (PNG, SVG).
+    one shared legend sits to the right. Rows are selected as in the tables
+    (`epoch`: see `snr_curve_series`). Returns the written paths (PNG, SVG).
     """
     groups = group_by_protocol(rows)
     if len(groups) != 1:
         raise ValueError(f"plot one (split, source) at a time; got {sorted(groups)}")
     (split, source), = groups
     methods = curve_methods(rows) if methods is None else list(methods)
-    series = snr_curve_series(rows, methods)
+    series = snr_curve_series(rows, methods, epoch)
     colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
     markers = {m: "osD^v<>ph*"[i // 10 % 10] for i, m in enumerate(methods)}
     n = max(1, len(series))
@@ -143,6 +148,8 @@ def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
         fig.legend([handles[m] for m in ordered], [display_name(m) for m in ordered],
                    loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     default = f"Output vs input SNR (mean ± std over seeds) — {split} split, {source} data"
+    if epoch is not None:
+        default += f", networks at epoch {epoch}"
     if source == "synthetic":
         default += " (SYNTHETIC)"
     fig.suptitle(title or default)

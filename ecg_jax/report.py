@@ -2,8 +2,9 @@
 
     markdown, written = write_report(["runs/baselines", "runs/unet"], "tables/")
 
-Writes into the output folder:
-  tables.html, tables.md, runs.csv    the tables and every per-run number
+Each run (results.run_key) is shown at its final epoch, or with `epoch=N` at
+epoch N. Writes into the output folder:
+  tables.html, tables.md, runs.csv    the tables and every used run's numbers
   snr_curves.{png,svg}                output vs input SNR (one file per
                                       split/source when the rows mix them:
                                       snr_curves_<split>_<source>.{png,svg})
@@ -54,19 +55,30 @@ def write_example_figures(result_paths: list[str], out_dir: str) -> list[str]:
     return written
 
 
-def write_report(result_paths: list[str], out_dir: str) -> tuple[str, list[str]]:
+def write_report(result_paths: list[str], out_dir: str, epoch: int | None = None) -> tuple[str, list[str]]:
     """Write the tables and figures of the rows in `result_paths` (later ones win for
-    duplicate runs) into `out_dir`; returns (the Markdown tables, the written paths)."""
+    duplicate rows) into `out_dir`; returns (the Markdown tables, the written paths).
+
+    Each run is shown at its final epoch, or with `epoch=N` at epoch N (network
+    rows scored at another epoch are not used; baselines always are). Raises
+    ConfigError when `epoch` is given and no network row was scored at it.
+    """
     rows = results.read_rows(result_paths)
     if not rows:
         raise ConfigError(f"no result rows in {', '.join(result_paths)}")
+    if epoch is not None:
+        networks = [r for r in rows if r["seed"] is not None]
+        if networks and not any(r.get("epochs") == epoch for r in networks):
+            have = tables.network_epochs(networks)
+            raise ConfigError(f"no network results scored at epoch {epoch} in {', '.join(result_paths)}; "
+                              f"epochs present: {', '.join(map(str, have)) if have else 'none recorded'}")
     os.makedirs(out_dir, exist_ok=True)
 
-    written = list(tables.write_tables(rows, out_dir).values())
+    written = list(tables.write_tables(rows, out_dir, epoch=epoch).values())
     groups = tables.group_by_protocol(rows)
     for (split, source), group in groups.items():
         stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}"
-        written += figures.plot_snr_curves(group, os.path.join(out_dir, stem))
+        written += figures.plot_snr_curves(group, os.path.join(out_dir, stem), epoch=epoch)
     written += write_example_figures(result_paths, out_dir)
 
     with open(os.path.join(out_dir, "tables.md")) as f:

@@ -11,9 +11,12 @@ Row schema (readers ignore any other keys, e.g. "experiment", "n_test"):
   diverged    bool   optional; always true when a metric is not finite
 
 JSON has no NaN/Infinity, so non-finite metrics are written as null and read
-back as NaN. A row's identity is (method, noise_type, snr_db, seed, split,
-source); when several files (or several lines) hold the same key, the one read
-last wins, so re-running an experiment and appending replaces its old numbers.
+back as NaN. A run is (method, noise_type, snr_db, seed, split, source); a
+row's identity is its run plus `epochs`, the epoch it was scored at, so an
+evaluation of an older checkpoint sits beside the final numbers instead of
+replacing them (the tables use each run's final epoch unless asked). When
+several files (or lines) hold the same row key, the one read last wins;
+`replace_rows` rewrites a file without duplicates.
 """
 
 from __future__ import annotations

@@ -5,16 +5,27 @@ protocol's order, plus the CIADNet ablation table on emb. Rows of different
 split protocols or data sources are never mixed: each (split, source) pair
 gets its own set of tables.
 
+Which rows are used (`select_rows`): one row per run (`results.run_key`). A
+network run may have been scored at several epochs (`scripts/evaluate.py
+--epoch N` adds rows with `epochs: N`); by default the row of its final epoch
+(the largest `epochs`) is used, with `epoch=N` only rows scored at epoch N
+(baselines, which have no epochs, are always used). Captions say which epoch.
+
 Cell rules (honest reporting):
   - trained methods (rows with a seed): mean ± sample std (ddof=1) over the
     runs, 4 decimals; a cell with a single run shows "mean (n=1)" since a
     standard deviation of one number does not exist;
   - deterministic methods (seed null): the single value;
   - a missing cell shows "—"; nothing is ever filled in;
-  - runs with a non-finite metric (diverged) are left out of that cell and
-    counted in the caption;
+  - diverged runs (`diverged: true`, or a non-finite SNR/RMSE) are left out
+    of mean ± std even when their metrics are finite, and counted per method
+    and cell in the caption ("U-Net at -4 dB (9 of 10 runs; 1 diverged)");
   - bold marks the best cell per column (highest SNR, lowest RMSE), compared
     on the means as displayed (rounded to 4 decimals), so ties are all bold.
+
+runs.csv holds every selected row, diverged ones included (flagged), with
+unique column names: `input_snr_db` (the dataset) and the metrics with their
+units (`output_snr_db`, `rmse_mv`, ...; see CSV_METRIC_COLUMNS).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import csv
 import dataclasses
 import html
 import io
+import json
 import math
 import os
 import statistics
@@ -31,7 +43,7 @@ from dataclasses import dataclass, field
 from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS, SPLITS, write_text_atomic
 from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, DATA_SOURCES,
-                             MAIN_TABLE_METHODS, display_name)
+                             MAIN_TABLE_METHODS, display_name, run_key)
 
 MISSING = "—"
 DECIMALS = 4
@@ -61,9 +73,11 @@ class Cell:
 
     mean: float | None          # None: no finite run
     std: float | None           # sample std; None for deterministic or single-run cells
-    n: int                      # finite runs
+    n: int                      # runs in the mean (finite, not diverged)
     trained: bool
     bold: bool = False
+    n_runs: int = 0             # runs of the cell, diverged ones included
+    n_diverged: int = 0         # runs left out because they diverged
 
     @property
     def rounded(self) -> float | None:
@@ -86,6 +100,7 @@ class TableRow:
     label: str
     trained: bool                  # True when the runs have seeds (mean ± std cells)
     cells: dict[str, list[Cell]]   # metric -> one cell per SNR level
+    epochs: tuple = ()             # the distinct epochs its rows were scored at (None: not recorded)
 
 
 @dataclass
@@ -99,6 +114,8 @@ class Table:
     title: str = ""
     caption: str = ""
     run_counts: list[int] = field(default_factory=list)
+    epoch: int | None = None       # the epoch asked for; None: each run's final epoch
+    n_not_at_epoch: int = 0        # network runs without a row at `epoch` (not shown)
 
 
 def summarise(values: list[float], trained: bool) -> Cell:
@@ -108,6 +125,40 @@ def summarise(values: list[float], trained: bool) -> Cell:
         return Cell(None, None, 0, trained)
     std = statistics.stdev(finite) if trained and len(finite) > 1 else None
     return Cell(statistics.fmean(finite), std, len(finite), trained)
+
+
+def is_diverged(row: dict) -> bool:
+    """A run left out of the tables' means: flagged `diverged`, or a non-finite table metric."""
+    return bool(row.get("diverged")) or not all(math.isfinite(row["metrics"][m]) for m, _, _ in TABLE_METRICS)
+
+
+def _epoch_rank(row: dict) -> tuple:
+    epochs = row.get("epochs")
+    return (0, 0) if epochs is None else (1, epochs)
+
+
+def select_rows(rows: list[dict], epoch: int | None = None) -> list[dict]:
+    """One row per run (`results.run_key`): the tables' input.
+
+    `epoch=None`: each run's row of its final epoch (the largest `epochs`; a
+    row without `epochs` only when the run has no other). `epoch=N`: network
+    rows (with a seed) only where `epochs == N`; baselines (seed null) are
+    kept whatever their epochs. Among rows of equal rank the later one wins
+    (as in `results.read_rows`); the result keeps the input order.
+    """
+    best: dict[tuple, tuple[tuple, int, dict]] = {}
+    for i, r in enumerate(rows):
+        if epoch is not None and r["seed"] is not None and r.get("epochs") != epoch:
+            continue
+        key, rank = run_key(r), _epoch_rank(r)
+        if key not in best or rank >= best[key][0]:
+            best[key] = (rank, i, r)
+    return [r for _, _, r in sorted(best.values(), key=lambda b: b[1])]
+
+
+def network_epochs(rows: list[dict]) -> list[int]:
+    """The distinct epochs network rows were scored at, ascending (for messages)."""
+    return sorted({r["epochs"] for r in rows if r["seed"] is not None and r.get("epochs") is not None})
 
 
 def _level_text(level: float) -> str:
@@ -127,30 +178,40 @@ def group_by_protocol(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return {k: groups[k] for k in sorted(groups, key=order)}
 
 
+def _cell(rows: list[dict], metric: str, trained: bool) -> Cell:
+    kept = [r for r in rows if not is_diverged(r)]
+    cell = summarise([r["metrics"][metric] for r in kept], trained)
+    return dataclasses.replace(cell, n_runs=len(rows), n_diverged=len(rows) - len(kept))
+
+
 def _build_table(kind: str, noise_type: str, split: str, source: str, levels: tuple[float, ...],
-                 methods: list[str], labels: dict[str, str], rows: list[dict]) -> Table:
-    table_rows, run_counts, n_excluded = [], [], 0
+                 methods: list[str], labels: dict[str, str], rows: list[dict], epoch: int | None = None,
+                 not_at_epoch: list[dict] = ()) -> Table:
+    table_rows, run_counts = [], []
     for method in methods:
-        mine = [r for r in rows if r["method"] == method and r["noise_type"] == noise_type]
+        mine = [r for r in rows if r["method"] == method and r["noise_type"] == noise_type
+                and float(r["snr_db"]) in levels]
         if not mine:
             continue
         trained = any(r["seed"] is not None for r in mine)
-        cells: dict[str, list[Cell]] = {}
-        for metric, _, _ in TABLE_METRICS:
-            cells[metric] = [summarise([r["metrics"][metric] for r in mine if float(r["snr_db"]) == lv],
-                                       trained) for lv in levels]
+        by_level = [[r for r in mine if float(r["snr_db"]) == lv] for lv in levels]
+        cells = {metric: [_cell(at, metric, trained) for at in by_level] for metric, _, _ in TABLE_METRICS}
         if trained:
             run_counts += [c.n for c in cells["snr_db"] if c.n]
-        n_excluded += sum(1 for r in mine if float(r["snr_db"]) in levels and not all(
-            math.isfinite(r["metrics"][m]) for m, _, _ in TABLE_METRICS))
-        table_rows.append(TableRow(method, labels.get(method, method), trained, cells))
+        epochs = tuple(sorted({r.get("epochs") for r in mine}, key=lambda e: (e is not None, e or 0)))
+        table_rows.append(TableRow(method, labels.get(method, method), trained, cells, epochs))
     _mark_best(table_rows, len(levels))
-    table = Table(kind, noise_type, split, source, levels, table_rows, run_counts=run_counts)
+    n_missing = sum(1 for r in not_at_epoch if r["method"] in methods and r["noise_type"] == noise_type
+                    and float(r["snr_db"]) in levels)
+    table = Table(kind, noise_type, split, source, levels, table_rows, run_counts=run_counts,
+                  epoch=epoch, n_not_at_epoch=n_missing)
     what = NOISE_DESCRIPTIONS.get(noise_type, noise_type)
     title = what if kind == "main" else f"Ablation of CIADNet's shrinkage blocks, {what}"
     title += f" — {split} split, {source} data"
+    if epoch is not None:
+        title += f", networks at epoch {epoch}"
     table.title = title + (" (SYNTHETIC data)" if source == "synthetic" else "")
-    table.caption = _caption(table, n_excluded)
+    table.caption = _caption(table)
     return table
 
 
@@ -168,6 +229,10 @@ def _mark_best(table_rows: list[TableRow], n_levels: int) -> None:
                     r.cells[metric][j] = dataclasses.replace(c, bold=True)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _runs_text(table: Table) -> str:
     trained = [r.label for r in table.rows if r.trained]
     deterministic = [r.label for r in table.rows if not r.trained]
@@ -176,7 +241,7 @@ def _runs_text(table: Table) -> str:
         parts.append("trained networks: no run with finite metrics")
     elif trained:
         lo, hi = min(table.run_counts), max(table.run_counts)
-        runs = f"{lo} run{'s' if lo != 1 else ''}" if lo == hi else f"{lo}–{hi} runs per cell (uneven)"
+        runs = _plural(lo, "run") if lo == hi else f"{lo}–{hi} runs per cell (uneven)"
         parts.append(f"trained networks: mean ± sample std (ddof=1) over {runs}, one seed per run")
         if lo == 1:
             parts.append("a cell from a single run shows its value with (n=1)")
@@ -185,43 +250,96 @@ def _runs_text(table: Table) -> str:
     return "; ".join(parts)
 
 
+def _epochs_text(epochs) -> str:
+    known = [e for e in epochs if e is not None]
+    text = ""
+    if known:
+        text = str(known[0]) if len(known) == 1 else f"{known[0]}–{known[-1]}"
+    if None in epochs:
+        text = f"{text} and not recorded" if text else "not recorded"
+    return text
+
+
+def _epoch_caption(table: Table) -> str:
+    trained = [r for r in table.rows if r.trained]
+    if not trained and not table.n_not_at_epoch:
+        return ""
+    if table.epoch is not None:
+        text = f"Networks scored at epoch {table.epoch}."
+        if table.n_not_at_epoch:
+            text += (f" {_plural(table.n_not_at_epoch, 'network run')} without a result at epoch "
+                     f"{table.epoch} not shown.")
+        return text
+    every = sorted({e for r in trained for e in r.epochs}, key=lambda e: (e is not None, e or 0))
+    if every == [None]:
+        return "Networks: scoring epoch not recorded in the results."
+    if len(every) == 1:
+        return f"Networks scored at their final epoch ({every[0]})."
+    per = ", ".join(f"{r.label} {_epochs_text(r.epochs)}" for r in trained)
+    return f"Networks scored at each run's final epoch ({per})."
+
+
+def _diverged_caption(table: Table) -> str:
+    entries = []
+    for r in table.rows:
+        parts = [f"at {_level_text(lv)} dB ({c.n} of {_plural(c.n_runs, 'run')}; {c.n_diverged} diverged)"
+                 for lv, c in zip(table.levels, r.cells["snr_db"]) if c.n_diverged]
+        if parts:
+            entries.append(f"{r.label} " + ", ".join(parts))
+    if not entries:
+        return ""
+    return "Diverged runs are left out of mean ± std: " + "; ".join(entries) + "."
+
+
 def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _caption(table: Table, n_excluded: int) -> str:
+def _caption(table: Table) -> str:
     what = (f"Noise type {NOISE_DESCRIPTIONS.get(table.noise_type, table.noise_type)}" if table.kind == "main"
             else f"Ablation on {NOISE_DESCRIPTIONS.get(table.noise_type, table.noise_type)}")
     text = (f"{what}. Output SNR (dB, higher is better) and RMSE (mV, lower is better) at each "
             f"input SNR (dB). {_upper_first(_runs_text(table))}; 4 decimals; best per column in bold; "
-            f"{MISSING} = no result. Split: {SPLIT_DESCRIPTIONS.get(table.split, table.split)}. "
-            f"Data: {SOURCE_DESCRIPTIONS.get(table.source, table.source)}.")
-    if n_excluded:
-        text += f" {n_excluded} run(s) with non-finite metrics (diverged) are left out."
+            f"{MISSING} = no result.")
+    for extra in (_epoch_caption(table), _diverged_caption(table)):
+        if extra:
+            text += " " + extra
+    text += (f" Split: {SPLIT_DESCRIPTIONS.get(table.split, table.split)}. "
+             f"Data: {SOURCE_DESCRIPTIONS.get(table.source, table.source)}.")
     if table.source == "synthetic":
         text = "SYNTHETIC data — " + text
     return text
 
 
-def build_tables(rows: list[dict]) -> list[Table]:
-    """Main tables (emb, bw, ma, em) and the ablation table, per (split, source)."""
+def build_tables(rows: list[dict], epoch: int | None = None) -> list[Table]:
+    """Main tables (emb, bw, ma, em) and the ablation table, per (split, source).
+
+    Each run contributes one row (see `select_rows`): its final epoch's, or
+    with `epoch=N` its row scored at epoch N.
+    """
     tables = []
     for (split, source), group in group_by_protocol(rows).items():
+        chosen = select_rows(group, epoch)
+        not_at_epoch = []
+        if epoch is not None:
+            have = {run_key(r) for r in chosen}
+            not_at_epoch = select_rows([r for r in group if run_key(r) not in have])
         levels = tuple(sorted({float(s) for s in SNR_LEVELS} | {float(r["snr_db"]) for r in group}))
         known = set(MAIN_TABLE_METHODS) | set(ABLATION_METHODS)
         others = sorted({r["method"] for r in group} - known)
         main_methods = list(MAIN_TABLE_METHODS) + others
         main_labels = {m: display_name(m) for m in main_methods}
-        present_types = {r["noise_type"] for r in group}
+        present_types = {r["noise_type"] for r in chosen}
         noise_types = [t for t in NOISE_TYPES if t in present_types]
         for nt in noise_types:
-            table = _build_table("main", nt, split, source, levels, main_methods, main_labels, group)
+            table = _build_table("main", nt, split, source, levels, main_methods, main_labels, chosen,
+                                 epoch, not_at_epoch)
             if table.rows:
                 tables.append(table)
         ablation_only = set(ABLATION_METHODS) - set(MAIN_TABLE_METHODS)
-        if any(r["method"] in ablation_only and r["noise_type"] == "emb" for r in group):
-            tables.append(_build_table("ablation", "emb", split, source, levels,
-                                       list(ABLATION_METHODS), ABLATION_DISPLAY_NAMES, group))
+        if any(r["method"] in ablation_only and r["noise_type"] == "emb" for r in chosen):
+            tables.append(_build_table("ablation", "emb", split, source, levels, list(ABLATION_METHODS),
+                                       ABLATION_DISPLAY_NAMES, chosen, epoch, not_at_epoch))
     return tables
 
 
@@ -288,18 +406,65 @@ def render_markdown(tables: list[Table]) -> str:
     return "\n".join(out) + "\n"
 
 
+# runs.csv: unique, self-explaining column names; the metrics carry their unit.
+CSV_METRIC_COLUMNS = {
+    "snr_db": "output_snr_db",
+    "rmse": "rmse_mv",
+    "snr_improvement_db": "snr_improvement_db",
+    "prd": "prd_percent",
+    "ssd": "ssd_mv2",
+    "mad": "mad_mv",
+    "cosine": "cosine",
+}
+CSV_RUN_COLUMNS = ("method", "display_name", "noise_type", "input_snr_db", "seed", "split", "source",
+                   "epochs", "diverged")
+
+
+def _csv_value(v) -> object:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, sort_keys=True, default=str)
+    return v
+
+
+def runs_csv_columns(rows: list[dict]) -> list[str]:
+    """The header of runs.csv: run fields, metrics (with units), then any extra keys of the rows
+    (an extra key whose name is taken gets an "extra_" prefix)."""
+    columns = list(CSV_RUN_COLUMNS) + [CSV_METRIC_COLUMNS.get(m, m) for m in METRIC_NAMES]
+    for k in _extra_keys(rows):
+        name = k
+        while name in columns:
+            name = "extra_" + name
+        columns.append(name)
+    return columns
+
+
+def _extra_keys(rows: list[dict]) -> list[str]:
+    handled = {"method", "noise_type", "snr_db", "seed", "split", "source", "metrics", "epochs", "diverged"}
+    return sorted({k for r in rows for k in r} - handled)
+
+
 def runs_csv_text(rows: list[dict]) -> str:
-    """Every run as one CSV line: all fields, the metrics flattened, then any extra keys."""
-    core = ["method", "display_name", "noise_type", "snr_db", "seed", "split", "source"]
-    extra = sorted({k for r in rows for k in r} - set(core) - {"metrics"})
+    """Each given row as one CSV line (see `runs_csv_columns`).
+
+    `input_snr_db` is the dataset's input SNR, `output_snr_db` the denoised
+    output's SNR; `epochs` is the epoch the run was scored at (empty for
+    baselines) and `diverged` is true/false (diverged runs are listed, but
+    left out of the tables' means).
+    """
+    extra = _extra_keys(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(core + list(METRIC_NAMES) + extra)
+    writer.writerow(runs_csv_columns(rows))
     for r in rows:
         values = [r["method"], display_name(r["method"]), r["noise_type"], r["snr_db"],
-                  "" if r["seed"] is None else r["seed"], r["split"], r["source"]]
+                  "" if r["seed"] is None else r["seed"], r["split"], r["source"],
+                  _csv_value(r.get("epochs")), _csv_value(is_diverged(r))]
         values += [repr(float(r["metrics"][m])) for m in METRIC_NAMES]
-        values += ["" if r.get(k) is None else r[k] for k in extra]
+        values += [_csv_value(r.get(k)) for k in extra]
         writer.writerow(values)
     return buf.getvalue()
 
@@ -309,13 +474,18 @@ def write_runs_csv(rows: list[dict], path: str) -> str:
     return path
 
 
-def write_tables(rows: list[dict], out_dir: str) -> dict[str, str]:
-    """tables.html, tables.md and runs.csv in `out_dir`; returns {"html", "markdown", "csv"} paths."""
-    tables = build_tables(rows)
+def write_tables(rows: list[dict], out_dir: str, epoch: int | None = None) -> dict[str, str]:
+    """tables.html, tables.md and runs.csv in `out_dir`; returns {"html", "markdown", "csv"} paths.
+
+    Each run contributes its final epoch's row, or with `epoch=N` its row
+    scored at epoch N (see `select_rows`); runs.csv lists exactly those rows,
+    diverged ones included.
+    """
+    tables = build_tables(rows, epoch=epoch)
     paths = {"html": os.path.join(out_dir, "tables.html"),
              "markdown": os.path.join(out_dir, "tables.md"),
              "csv": os.path.join(out_dir, "runs.csv")}
     write_text_atomic(paths["html"], render_html(tables))
     write_text_atomic(paths["markdown"], render_markdown(tables))
-    write_runs_csv(rows, paths["csv"])
+    write_runs_csv(select_rows(rows, epoch), paths["csv"])
     return paths

@@ -15,7 +15,6 @@ layouts' results agree.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, REPO)
 
 from absl import app, flags  # noqa: E402
 
+from ecg_jax import local_processes  # noqa: E402
 from ecg_jax.cli import run_main  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
@@ -37,33 +37,19 @@ _EPOCHS = flags.DEFINE_integer("epochs", 6, "Epochs per run.")
 _JSON = flags.DEFINE_string("json", None, "Also write the numbers to this JSON file.")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train(layout: str, workdir: str, cache: str) -> float:
     """Run scripts/train.py under `layout`; its wall time in seconds."""
     processes, devices = (int(x) for x in layout.split("x"))
-    env = dict(os.environ, JAX_PLATFORMS="cpu", ECG_JAX_CACHE=cache,
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     cmd = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--config",
            os.path.join(REPO, _CONFIG.value), f"--workdir={workdir}", f"--config.seeds={_SEEDS.value}",
            f"--config.data.n_windows={_WINDOWS.value}", f"--config.train.epochs={_EPOCHS.value}",
            "--config.data.source=synthetic"]
-    if processes > 1:
-        port = _free_port()
-        cmds = [cmd + [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
-                       f"--process_id={i}"] for i in range(processes)]
-    else:
-        cmds = [cmd]
     tic = time.perf_counter()
-    procs = [subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for c in cmds]
-    errors = [p.communicate()[1] for p in procs]
-    if any(p.returncode for p in procs):
-        raise ConfigError(f"{layout}: train.py failed:\n" + "\n".join(e[-2000:] for e in errors))
+    procs = local_processes.launch(cmd, processes, devices, dict(os.environ, ECG_JAX_CACHE=cache),
+                                   stdout=subprocess.DEVNULL)
+    outcomes = local_processes.wait(procs, timeout=3600)
+    if any(rc for rc, _, _ in outcomes):
+        raise ConfigError(f"{layout}: train.py failed:\n" + "\n".join(err[-2000:] for _, _, err in outcomes))
     return time.perf_counter() - tic
 
 

@@ -3,8 +3,15 @@
   python scripts/make_tables.py --results runs/baselines,runs/unet --out tables/
 
 --results takes results.jsonl files or directories holding one (comma-separated
-and/or repeated); later ones win for duplicate runs. Writes into --out:
-  tables.html, tables.md, runs.csv    the tables and every per-run number
+and/or repeated); later ones win for duplicate rows. Each run is shown at its
+final epoch (the largest `epochs` among its rows); --epoch N shows the network
+rows scored at epoch N instead (e.g. after `evaluate.py --epoch N`; baselines
+are always shown). Diverged runs are left out of mean ± std and counted in the
+captions. Writes into --out:
+  tables.html, tables.md, runs.csv    the tables and the numbers of every run
+                                      they use (runs.csv: diverged ones too,
+                                      flagged; one column per field, e.g.
+                                      input_snr_db, output_snr_db, rmse_mv)
   snr_curves.{png,svg}                output vs input SNR (one file per
                                       split/source when the rows mix them:
                                       snr_curves_<split>_<source>.{png,svg})
@@ -31,6 +38,7 @@ from ecg_jax.report import write_report  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (comma-separated or repeated)")
 flags.DEFINE_string("out", "", "output directory for tables and figures")
+flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
 
 
 def main(argv: list[str]) -> None:
@@ -41,7 +49,9 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--results is required (results.jsonl files or directories)")
     if not FLAGS.out:
         raise ConfigError("--out is required (output directory)")
-    markdown, written = write_report(paths, FLAGS.out)
+    if FLAGS.epoch is not None and FLAGS.epoch < 0:
+        raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
+    markdown, written = write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
     print(markdown, end="")
     print(f"wrote {len(written)} files to {FLAGS.out}: {', '.join(os.path.basename(w) for w in written)}",
           file=sys.stderr)

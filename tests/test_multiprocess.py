@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from ecg_jax import local_processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ARGS = ["--config", os.path.join(REPO, "configs", "unet.py:smoke"), "--config.seeds=4",
@@ -29,39 +28,14 @@ TRAIN_ARGS = ["--config", os.path.join(REPO, "configs", "unet.py:smoke"), "--con
 TIMEOUT = 600
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_script(script: str, args: list[str], processes: int, devices: int, env_extra: dict) -> list[str]:
     """Run `scripts/<script>` as `processes` processes of `devices` fake CPU devices; their stderr."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               **env_extra)
-    cmd = [sys.executable, os.path.join(REPO, "scripts", script)] + args
-    if processes > 1:
-        port = free_port()
-        cmds = [cmd + [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
-                       f"--process_id={i}"] for i in range(processes)]
-    else:
-        cmds = [cmd]
-    procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
-    deadline = time.time() + TIMEOUT
-    try:
-        # A process that fails leaves its peers waiting for it: stop them all at the first failure.
-        while any(p.poll() is None for p in procs) and time.time() < deadline:
-            if any(p.poll() not in (None, 0) for p in procs):
-                break
-            time.sleep(0.2)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    outputs = [p.communicate() for p in procs]
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0, f"{script} exited {p.returncode}:\n{err[-4000:]}"
-    return [err for _, err in outputs]
+    procs = local_processes.launch([sys.executable, os.path.join(REPO, "scripts", script)] + args, processes,
+                                   devices, dict(os.environ, **env_extra))
+    outcomes = local_processes.wait(procs, TIMEOUT)
+    for rc, _, err in outcomes:
+        assert rc == 0, f"{script} exited {rc}:\n{err[-4000:]}"
+    return [err for _, _, err in outcomes]
 
 
 def rows_of(workdir) -> list[dict]:

@@ -1,6 +1,7 @@
 """results.jsonl rows, the tables, the figures and scripts/make_tables.py on fixed numbers."""
 
 import csv
+import io
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import pytest
 from ecg_jax import figures, tables
 from ecg_jax.errors import DataError
 from ecg_jax.metrics import METRIC_NAMES
-from ecg_jax.results import append_rows, make_row, read_rows
+from ecg_jax.results import append_rows, make_row, read_rows, replace_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,9 +132,108 @@ def test_diverged_runs_are_left_out_and_counted():
     t = tables.build_tables(rows)[0]
     unet, dacnn = t.rows
     assert unet.cells["snr_db"][2].text() == "2.0000 (n=1)" and dacnn.cells["snr_db"][2].text() == "—"
-    assert "2 run(s) with non-finite metrics (diverged) are left out" in t.caption
+    assert ("Diverged runs are left out of mean ± std: U-Net at 0 dB (1 of 2 runs; 1 diverged); "
+            "DACNN at 0 dB (0 of 1 run; 1 diverged).") in t.caption
     only_nan = tables.build_tables([row("unet", 0, 0, math.nan, math.nan)])[0]
     assert "no run with finite metrics" in only_nan.caption
+
+
+def test_flagged_diverged_run_with_finite_garbage_is_left_out():
+    # U-Net at -4 dB: seeds 0-2 give SNR 1,2,3 (2.0000 ± 1.0000), RMSE .1,.2,.3 (0.2000 ± 0.1000);
+    # seed 3 diverged but its metrics are finite garbage (with it: mean 251.5).
+    rows = [row("unet", -4, s, v, r, epochs=5) for s, v, r in [(0, 1.0, 0.1), (1, 2.0, 0.2), (2, 3.0, 0.3)]]
+    rows.append(row("unet", -4, 3, 1000.0, 9.0, epochs=5, diverged=True))
+    rows += [row("unet", 0, s, 7.0 + s, 0.1, epochs=5) for s in range(4)]
+    t = tables.build_tables(rows)[0]
+    unet, = t.rows
+    snr, rmse = unet.cells["snr_db"], unet.cells["rmse"]
+    assert snr[0].text() == "2.0000 ± 1.0000" and rmse[0].text() == "0.2000 ± 0.1000"
+    assert (snr[0].n, snr[0].n_runs, snr[0].n_diverged) == (3, 4, 1)
+    assert snr[2].text() == "8.5000 ± 1.2910" and (snr[2].n, snr[2].n_diverged) == (4, 0)  # 7,8,9,10
+    assert "over 3–4 runs per cell (uneven)" in t.caption
+    assert "Diverged runs are left out of mean ± std: U-Net at -4 dB (3 of 4 runs; 1 diverged)." in t.caption
+    md = tables.render_markdown([t])
+    assert "at 0 dB" not in t.caption and "1000.0000" not in md and "251.5000" not in md
+    # The figures leave it out too.
+    assert figures.snr_curve_series(rows)["emb"]["unet"].means == (2.0, 8.5)
+
+
+def epoch_rows():
+    """U-Net at -4 dB scored at epoch 2 (SNR 1,2,3 -> 2.0000 ± 1.0000; RMSE .1,.2,.3)
+    and epoch 3 (SNR 4,6,8 -> 6.0000 ± 2.0000; RMSE .4,.6,.8 -> 0.6000 ± 0.2000), FFT without epochs."""
+    rows = [row("unet", -4, s, 1.0 + s, 0.1 * (s + 1), epochs=2) for s in range(3)]
+    rows += [row("unet", -4, s, 4.0 + 2 * s, 0.2 * (s + 2), epochs=3) for s in range(3)]
+    return rows + [row("fft", -4, None, 5.0, 0.01)]
+
+
+def test_select_rows_final_epoch_or_asked_epoch():
+    rows = epoch_rows()
+    final = tables.select_rows(rows)
+    assert [(r["method"], r["seed"], r.get("epochs")) for r in final] == [
+        ("unet", 0, 3), ("unet", 1, 3), ("unet", 2, 3), ("fft", None, None)]
+    at2 = tables.select_rows(rows, epoch=2)
+    assert [(r["method"], r["seed"], r.get("epochs")) for r in at2] == [
+        ("unet", 0, 2), ("unet", 1, 2), ("unet", 2, 2), ("fft", None, None)]  # baselines unaffected
+    assert tables.select_rows(list(reversed(rows))) == list(reversed(final))  # order-independent choice
+    assert [r["method"] for r in tables.select_rows(rows, epoch=7)] == ["fft"]
+    # Rows without epochs (older files) count only when the run has no other.
+    legacy = row("unet", -4, 0, 99.0, 0.9)
+    assert tables.select_rows([rows[3], legacy])[0]["metrics"]["snr_db"] == 4.0
+    assert tables.select_rows([legacy])[0] is legacy
+    # Equal key: the later one wins (a re-evaluation read from a list that was not deduplicated).
+    again = row("unet", -4, 0, 5.0, 0.4, epochs=3)
+    assert tables.select_rows([rows[3], again]) == [again]
+    assert tables.network_epochs(rows) == [2, 3]
+
+
+def test_tables_use_the_final_epoch_unless_asked():
+    rows = epoch_rows()
+    final = main_emb(tables.build_tables(rows))
+    unet = next(r for r in final.rows if r.method == "unet")
+    assert unet.cells["snr_db"][0].text() == "6.0000 ± 2.0000" and unet.cells["rmse"][0].text() == "0.6000 ± 0.2000"
+    assert "Networks scored at their final epoch (3)." in final.caption and "3 runs" in final.caption
+    at2 = main_emb(tables.build_tables(rows, epoch=2))
+    unet2 = next(r for r in at2.rows if r.method == "unet")
+    assert unet2.cells["snr_db"][0].text() == "2.0000 ± 1.0000" and unet2.cells["rmse"][0].text() == "0.2000 ± 0.1000"
+    assert "Networks scored at epoch 2." in at2.caption and "final epoch" not in at2.caption
+    assert "networks at epoch 2" in at2.title
+    fft = next(r for r in at2.rows if r.method == "fft")
+    assert fft.cells["snr_db"][0].text() == "5.0000"
+    # A run without a row at the asked epoch is counted, not shown.
+    more = rows + [row("unet", -4, 3, 7.0, 0.1, epochs=3)]
+    at2 = main_emb(tables.build_tables(more, epoch=2))
+    assert "1 network run without a result at epoch 2 not shown." in at2.caption
+    assert next(r for r in at2.rows if r.method == "unet").cells["snr_db"][0].text() == "2.0000 ± 1.0000"
+    # Different final epochs per method are spelled out.
+    mixed = rows + [row("dancer", -4, s, 10.0 + 2 * s, 0.05, epochs=e) for s, e in [(0, 4), (1, 5)]]
+    t = main_emb(tables.build_tables(mixed))
+    assert "Networks scored at each run's final epoch (U-Net 3, DANCER 4–5)." in t.caption
+    legacy = main_emb(tables.build_tables([row("unet", -4, 0, 1.0, 0.1)]))
+    assert "scoring epoch not recorded" in legacy.caption
+    # The figures use the same rows.
+    assert figures.snr_curve_series(rows)["emb"]["unet"].means == (6.0,)
+    assert figures.snr_curve_series(rows, epoch=2)["emb"]["unet"].means == (2.0,)
+
+
+def test_reevaluation_neither_duplicates_nor_changes_the_final_tables(tmp_path):
+    path = str(tmp_path / "results.jsonl")
+    final = [r for r in epoch_rows() if r.get("epochs") != 2]
+    replace_rows(path, final)
+    before = tables.write_tables(read_rows(path), str(tmp_path / "before"))
+    # Evaluating the final checkpoint again (replace_rows) and an older file that appended twice.
+    replace_rows(path, final)
+    append_rows(path, final)
+    # `evaluate.py --epoch 2` adds rows of an older checkpoint.
+    replace_rows(path, [r for r in epoch_rows() if r.get("epochs") == 2])
+    rows = read_rows(path)
+    assert len(rows) == 7  # 3 runs x 2 epochs + FFT
+    after = tables.write_tables(rows, str(tmp_path / "after"))
+    for kind in ("markdown", "html", "csv"):
+        assert open(after[kind]).read() == open(before[kind]).read(), kind
+    unet = next(r for r in main_emb(tables.build_tables(rows)).rows if r.method == "unet")
+    assert unet.cells["snr_db"][0].n == 3 and unet.cells["snr_db"][0].n_runs == 3
+    with open(after["csv"]) as f:
+        assert len(list(csv.DictReader(f))) == 4
 
 
 def test_ablation_table():
@@ -179,11 +279,33 @@ def test_write_tables_and_runs_csv(tmp_path):
     assert set(paths) == {"html", "markdown", "csv"}
     assert all(os.path.getsize(p) > 0 for p in paths.values())
     with open(paths["csv"]) as f:
+        header = next(csv.reader(f))
+        f.seek(0)
         records = list(csv.DictReader(f))
-    assert len(records) == len(rows)
-    assert set(METRIC_NAMES) <= set(records[0]) and "experiment" in records[0]
+    assert len(records) == len(rows) and len(header) == len(set(header))
+    assert header[:9] == ["method", "display_name", "noise_type", "input_snr_db", "seed", "split", "source",
+                          "epochs", "diverged"]
+    assert header[9:] == ["output_snr_db", "rmse_mv", "snr_improvement_db", "prd_percent", "ssd_mv2", "mad_mv",
+                          "cosine", "experiment"]
     fft = next(r for r in records if r["method"] == "fft" and r["noise_type"] == "emb")
-    assert fft["seed"] == "" and float(fft["rmse"]) == 0.01 and fft["display_name"] == "FFT"
+    assert fft["seed"] == "" and float(fft["rmse_mv"]) == 0.01 and fft["display_name"] == "FFT"
+    assert (fft["input_snr_db"], fft["output_snr_db"], fft["epochs"], fft["diverged"]) == ("-4", "5.0", "", "false")
+    extra = next(r for r in records if r["experiment"] == "e1")
+    assert extra["seed"] == "5" and extra["input_snr_db"] == "2"
+
+
+def test_runs_csv_lists_diverged_runs_with_their_flag_and_unique_columns():
+    rows = [row("unet", 0, 0, 2.0, 0.1, epochs=4), row("unet", 0, 1, 1000.0, 9.0, epochs=4, diverged=True),
+            row("unet", 0, 2, math.nan, math.nan, epochs=4, display_name="clash", note={"a": 1})]
+    text = tables.runs_csv_text(rows)
+    header = text.splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and header[-2:] == ["extra_display_name", "note"]
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["seed"], r["epochs"], r["diverged"]) for r in records] == [
+        ("0", "4", "false"), ("1", "4", "true"), ("2", "4", "true")]
+    assert records[1]["output_snr_db"] == "1000.0" and records[2]["output_snr_db"] == "nan"
+    assert records[2]["display_name"] == "U-Net" and records[2]["extra_display_name"] == "clash"
+    assert json.loads(records[2]["note"]) == {"a": 1}
 
 
 # ------------------------------------------------------------------ figures.py
