@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 from ecg_jax.errors import EcgJaxError
 
@@ -66,7 +66,13 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
 
 def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Callable[[list[str]], None]:
     """Wrap an absl `main`: quiet logs, compilation cache, multi-process start (with
-    `distributed=True` and `define_distributed_flags()`), user errors as one line + exit 2."""
+    `distributed=True` and `define_distributed_flags()`), user errors as one line + exit 2.
+
+    Errors of `--config FILE` and `--config.a.b=V` (config flags defined before
+    this call) are user errors too, although absl meets them while parsing the
+    flags, before `main`: see `_config_flag_errors_in_one_line`."""
+
+    _config_flag_errors_in_one_line()
 
     def wrapped(argv: list[str]) -> None:
         from absl import flags
@@ -84,3 +90,115 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
             sys.exit(2)
 
     return wrapped
+
+
+def _exit_with_error(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _config_flag_errors_in_one_line() -> None:
+    """One line + exit 2 (as for any user error) for mistakes in config flags.
+
+    absl parses the flags inside `app.run`, before `main`: ml_collections
+    answers a misspelled `--config.trian.epochs=3` with a KeyError traceback,
+    absl a bad value (`--config.train.epochs=abc`) or a bad `--config FILE:ARG`
+    with a multi-line "FATAL Flags parsing error" and exit 1, and a missing
+    config file surfaces as a traceback in `main`. The config flags' `parse`
+    (absl calls it for each flag on the command line) is wrapped so that such
+    an error prints "error: ..." naming the flag (for an unknown field, the
+    closest valid one) and exits 2, as absl's own --help exits from `parse`.
+    """
+    from absl import flags
+    from ml_collections.config_flags.config_flags import is_config_flag
+
+    for name in list(flags.FLAGS):
+        flag = flags.FLAGS[name]
+        if is_config_flag(flag):
+            _wrap_parse(flag, _config_file_error, after=_check_config_file)
+            _wrap_override_flags(flag)   # already there if a default config file was loaded
+
+
+def _wrap_parse(flag, describe: Callable, after: Callable | None = None) -> None:
+    if getattr(flag, "_ecg_jax_one_line", False):
+        return
+    parse = flag.parse
+
+    def one_line_parse(argument):
+        try:
+            parse(argument)
+            if after is not None:
+                after(flag)
+        except Exception as e:  # noqa: BLE001 -- whatever absl or ml_collections raise: one line
+            _exit_with_error(describe(flag, argument, e))
+
+    flag.parse = one_line_parse
+    flag._ecg_jax_one_line = True
+
+
+def _check_config_file(flag) -> None:
+    """ml_collections defers a config file that does not load (an error raised at first use); raise it
+    now. Then wrap the `--config.a.b` flags its parse has just defined."""
+    import ml_collections
+
+    if flag.value is not None and not isinstance(flag.value, ml_collections.ConfigDict):
+        try:
+            flag.value.keys()
+        except AttributeError:   # some other kind of config: nothing deferred
+            pass
+    _wrap_override_flags(flag)
+
+
+def _wrap_override_flags(config_flag) -> None:
+    from absl import flags
+
+    for name in list(flags.FLAGS):
+        if name.startswith(f"{config_flag.name}."):
+            _wrap_parse(flags.FLAGS[name], _flag_error)
+
+
+def _flag_error(flag, argument, e: Exception) -> str:
+    """`--config.train.epochs=abc`: absl's "flag --config.train.epochs=abc: invalid literal ..." on one line."""
+    message = _one_line(e)
+    return message[len("flag "):] if message.startswith("flag --") else f"--{flag.name}={argument}: {message}"
+
+
+def _config_file_error(flag, argument, e: Exception) -> str:
+    """An unknown field in a `--config.a.b` override (naming the closest valid one), or what went wrong."""
+    import re
+
+    import ml_collections
+    from absl import flags
+
+    from ecg_jax.config_utils import closest_field, field_paths
+
+    try:
+        config = flag.parser.parse(argument)
+        argv = flags.FLAGS.read_flags_from_files(sys.argv, force_gnu=False)
+    except Exception:  # noqa: BLE001 -- the file itself does not load: `e` says why
+        config, argv = None, []
+    if isinstance(config, ml_collections.ConfigDict):
+        known = field_paths(config)
+        for arg in argv:
+            m = re.match(rf"^--?(no)?{re.escape(flag.name)}\.([^=\[]+)(=|$)", arg)
+            if m and m.group(2) not in known:
+                return (f"unknown config field {m.group(2)} in {arg}; did you mean "
+                        f"--{flag.name}.{closest_field(m.group(2), known)}?")
+    if isinstance(e, OSError):   # its last line is the reason: "[Errno 2] No such file or directory: ..."
+        return f"--{flag.name}={argument}: cannot load the config file ({_last_line(e)})"
+    return _flag_error(flag, argument, e)
+
+
+def _last_line(e: BaseException) -> str:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line: a multi-line one (a config file's traceback, ml_collections'
+    "did you mean" KeyError, a file that did not load) as its first and last lines."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"

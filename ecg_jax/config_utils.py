@@ -7,9 +7,12 @@ through `as_list` before use.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
+import numbers
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import ml_collections
 
@@ -84,19 +87,232 @@ def _fmt(levels: Iterable) -> str:
 
 
 def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A copy of `config` with list fields normalised and choices validated."""
+    """A copy of `config` with list fields normalised and every field validated.
+
+    Complete: no unknown field (the closest valid one is named), every field of
+    the sections present (data, train, baselines) there, of its type and in
+    its range, and the batch no larger than the training windows. So a run,
+    an evaluation or a baseline run stops here, with one line naming the
+    field, the bad value and what is allowed, before anything is written.
+    Only the sections present are checked: the baseline config has no
+    `train`, the paper config (configs/paper.py) no `model`.
+    """
+    check_known_fields(config.to_dict())
     c = ml_collections.ConfigDict(config.to_dict())
+    for name in REQUIRED_TOP_LEVEL:
+        if name not in c:
+            raise ConfigError(f"config has no field {name}; every config needs {', '.join(REQUIRED_TOP_LEVEL)}")
+    for path, check in FIELD_RULES.items():
+        section, _, name = path.rpartition(".")
+        if section and section not in c:
+            continue
+        holder = c[section] if section else c
+        if name not in holder:
+            if section in REQUIRED_SECTIONS and path not in OPTIONAL_FIELDS:
+                raise ConfigError(f"config section {section} has no field {name}; "
+                                  f"see configs/common.py for every field of {section}")
+            continue
+        check(path, holder[name])
     c.noise_types = parse_noise_types(c.noise_types)
     c.snr_levels = parse_snr_levels(c.snr_levels)
-    c.data.records = tuple(str(r) for r in as_list(c.data.records))
-    check_choice("data.split", c.data.split, SPLITS)
-    check_choice("data.source", c.data.source, SOURCES)
-    if "train" in c:
-        check_choice("train.member_parallelism", c.train.member_parallelism, MEMBER_PARALLELISM)
-        check_choice("train.loop", c.train.get("loop", "auto"), TRAIN_LOOPS)
-    if int(c.get("seeds", 1)) < 1:
-        raise ConfigError(f"seeds must be at least 1, got {c.seeds}")
+    c.data.records = parse_records(c.data.records)
+    check_window_counts(c)
     return c
+
+
+# ------------------------------------------------------------------ validation
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _got(value: Any, type_ok: bool) -> str:
+    return f"got {_show(value)}" + ("" if type_ok else f" ({type(value).__name__})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integer(minimum: int) -> Callable[[str, Any], None]:
+    def check(path: str, value: Any) -> None:
+        if not _is_int(value) or value < minimum:
+            raise ConfigError(f"{path} must be an integer >= {minimum}, {_got(value, _is_int(value))}")
+    return check
+
+
+def _number(low: float, high: float | None = None, low_inclusive: bool = False,
+            high_inclusive: bool = True) -> Callable[[str, Any], None]:
+    if high is None:
+        allowed = f"a number {'>=' if low_inclusive else '>'} {low:g}"
+    else:
+        allowed = f"a number in {'[' if low_inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
+
+    def check(path: str, value: Any) -> None:
+        ok = _is_number(value) and math.isfinite(value)
+        if ok:
+            x = float(value)
+            ok = (x >= low if low_inclusive else x > low) and \
+                (high is None or (x <= high if high_inclusive else x < high))
+        if not ok:
+            raise ConfigError(f"{path} must be {allowed}, {_got(value, _is_number(value))}")
+    return check
+
+
+def _boolean(path: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path} must be True or False, {_got(value, False)}")
+
+
+def _string(path: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path} must be a string, {_got(value, False)}")
+
+
+def _name(path: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path} must be a non-empty string, {_got(value, isinstance(value, str))}")
+
+
+def _choice(valid: Sequence[str]) -> Callable[[str, Any], None]:
+    def check(path: str, value: Any) -> None:
+        check_choice(path, value, valid)
+    return check
+
+
+def _mapping(path: str, value: Any) -> None:
+    if not isinstance(value, (dict, ml_collections.ConfigDict)):
+        raise ConfigError(f"{path} must be a section of named fields, {_got(value, False)}")
+
+
+def _string_mapping(path: str, value: Any) -> None:
+    _mapping(path, value)
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ConfigError(f"{path}.{key} must be a string (a config file in configs/, e.g. 'ciadnet.py:base'), "
+                              f"{_got(item, False)}")
+
+
+def _names(path: str, value: Any) -> None:
+    for item in as_list(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{path} must be names (a comma-separated string or a list of strings), "
+                              f"{_got(item, False)} in it")
+
+
+def _parsed_elsewhere(path: str, value: Any) -> None:
+    """noise_types, snr_levels, data.records: checked while being normalised."""
+
+
+# Every field of configs/common.base_config() (tests/test_configs.py checks
+# that none is missing) and the paper config's own fields (configs/paper.py),
+# with the rule its value must follow.
+FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
+    "experiment": _name,
+    "model": _name,
+    "model_kwargs": _mapping,   # the network's own keyword arguments: checked when it is built
+    "seeds": _integer(1),
+    "seed_offset": _integer(0),
+    "noise_types": _parsed_elsewhere,
+    "snr_levels": _parsed_elsewhere,
+    "data.source": _choice(SOURCES),
+    "data.data_dir": _string,
+    "data.records": _parsed_elsewhere,
+    "data.split": _choice(SPLITS),
+    "data.data_seed": _integer(0),
+    "data.window": _integer(16),
+    "data.fs": _number(0),
+    "data.n_windows": _integer(2),
+    "data.train_fraction": _number(0, 1, high_inclusive=False),
+    "data.windows_per_record_divisor": _integer(1),
+    "data.cache_dir": _string,
+    "data.synthetic_records": _integer(1),
+    "data.synthetic_samples": _integer(1),
+    "train.epochs": _integer(1),
+    "train.batch_size": _integer(1),
+    "train.learning_rate": _number(0),
+    "train.lr_decay_epoch": _integer(0),
+    "train.lr_decay_factor": _number(0, 1),
+    "train.member_parallelism": _choice(MEMBER_PARALLELISM),
+    "train.loop": _choice(TRAIN_LOOPS),
+    "train.max_members_per_program": _integer(0),
+    "train.gpu_deterministic": _boolean,
+    "train.checkpoint_every": _integer(1),
+    "train.keep_checkpoints": _integer(1),
+    "train.tensorboard": _boolean,
+    "baselines.fft_threshold": _number(0, low_inclusive=True),
+    "baselines.dwt_threshold": _number(0, low_inclusive=True),
+    "baselines.threshold_search": _boolean,
+    # configs/paper.py
+    "networks": _names,
+    "experiments": _string_mapping,
+    "baselines_enabled": _boolean,
+}
+REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
+# Sections whose fields must all be there when the section is; fields added
+# after workdirs were first written are read with a default instead.
+REQUIRED_SECTIONS = ("data", "train", "baselines")
+OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic")
+# Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
+FREE_SECTIONS = ("model_kwargs", "experiments")
+SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS
+
+
+def check_known_fields(config: dict, prefix: str = "") -> None:
+    """Refuse a field that no config has (a misspelling), naming the closest valid one."""
+    known = [p for p in FIELD_RULES if p.startswith(prefix) and p.count(".") == prefix.count(".")]
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if path in SECTIONS and path not in FREE_SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path} must be a section of named fields, {_got(value, False)}")
+            check_known_fields(value, f"{path}.")
+        elif path not in known:
+            shown = "" if isinstance(value, dict) else f"={_show(value)}"
+            raise ConfigError(f"unknown config field {path}{shown}; did you mean "
+                              f"{closest_field(path, list(FIELD_RULES) + list(SECTIONS))}?")
+
+
+def closest_field(path: str, candidates: Iterable[str]) -> str:
+    """The candidate field path most like `path` (difflib), e.g. train.epochs for trian.epochs."""
+    return difflib.get_close_matches(path, list(candidates), n=1, cutoff=0.0)[0]
+
+
+def field_paths(config: Any, prefix: str = "") -> list[str]:
+    """Every dotted field path of a (nested) config: sections and leaves."""
+    out = []
+    for key, value in config.items():
+        out.append(f"{prefix}{key}")
+        if isinstance(value, (dict, ml_collections.ConfigDict)):
+            out += field_paths(value, f"{prefix}{key}.")
+    return out
+
+
+def parse_records(value: Any) -> tuple[str, ...]:
+    records = tuple(str(r) for r in as_list(value))
+    if len(set(records)) != len(records):
+        raise ConfigError(f"data.records has duplicates: {', '.join(records)}; "
+                          "each record may be listed once (() for all 48)")
+    return records
+
+
+def check_window_counts(c: ml_collections.ConfigDict) -> None:
+    """Training and test windows both there, and at least one batch of training windows."""
+    if "data" not in c:
+        return
+    d = c.data
+    n_train = int(round(d.n_windows * d.train_fraction))
+    if not 0 < n_train < d.n_windows:
+        raise ConfigError(f"data.n_windows={d.n_windows} with data.train_fraction={d.train_fraction:g} leaves "
+                          f"{n_train} training and {d.n_windows - n_train} test windows; both must be at least 1")
+    if "train" in c and c.train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size={c.train.batch_size} is larger than the {n_train} training windows "
+                          f"(data.n_windows={d.n_windows} x data.train_fraction={d.train_fraction:g}); "
+                          f"use train.batch_size <= {n_train} or more data.n_windows")
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:

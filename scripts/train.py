@@ -23,7 +23,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
-from ecg_jax.config_utils import load_config_json  # noqa: E402
+from ecg_jax.config_utils import load_config_json, resolve_config  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<network>.py[:smoke]).",
@@ -36,8 +36,6 @@ define_distributed_flags()
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from ecg_jax.train.loop import train_and_evaluate
-
     config = _CONFIG.value
     saved = os.path.join(_WORKDIR.value, "config.json")
     if config is None:
@@ -45,6 +43,15 @@ def main(argv):
             raise ConfigError(f"no --config given and no {saved} to resume from; "
                               "pass --config configs/<network>.py")
         config = load_config_json(saved)
+        try:
+            resolve_config(config)
+        except ConfigError as e:
+            raise ConfigError(f"{saved}: {e}") from None
+    else:
+        resolve_config(config)  # every field, before the training code loads or anything is written
+
+    from ecg_jax.train.loop import train_and_evaluate
+
     rows = train_and_evaluate(config, _WORKDIR.value)
     from ecg_jax.results import print_rows
     if jax.process_index() == 0:  # every process has the rows; one prints them
