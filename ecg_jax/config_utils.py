@@ -91,7 +91,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
     Complete: no unknown field (the closest valid one is named), every field of
     the sections present (data, train, baselines) there, of its type and in
-    its range, and the batch no larger than the training windows. So a run,
+    its range (`check_trainable` adds the batch-vs-windows rule for training). So a run,
     an evaluation or a baseline run stops here, with one line naming the
     field, the bad value and what is allowed, before anything is written.
     Only the sections present are checked: the baseline config has no
@@ -301,7 +301,7 @@ def parse_records(value: Any) -> tuple[str, ...]:
 
 
 def check_window_counts(c: ml_collections.ConfigDict) -> None:
-    """Training and test windows both there, and at least one batch of training windows."""
+    """Training and test windows both there."""
     if "data" not in c:
         return
     d = c.data
@@ -309,7 +309,14 @@ def check_window_counts(c: ml_collections.ConfigDict) -> None:
     if not 0 < n_train < d.n_windows:
         raise ConfigError(f"data.n_windows={d.n_windows} with data.train_fraction={d.train_fraction:g} leaves "
                           f"{n_train} training and {d.n_windows - n_train} test windows; both must be at least 1")
-    if "train" in c and c.train.batch_size > n_train:
+
+
+def check_trainable(c: ml_collections.ConfigDict) -> None:
+    """At least one batch of training windows: checked by whatever trains (not by data-only scripts,
+    which share the config files and their training section)."""
+    d = c.data
+    n_train = int(round(d.n_windows * d.train_fraction))
+    if c.train.batch_size > n_train:
         raise ConfigError(f"train.batch_size={c.train.batch_size} is larger than the {n_train} training windows "
                           f"(data.n_windows={d.n_windows} x data.train_fraction={d.train_fraction:g}); "
                           f"use train.batch_size <= {n_train} or more data.n_windows")

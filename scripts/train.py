@@ -23,7 +23,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
-from ecg_jax.config_utils import load_config_json, resolve_config  # noqa: E402
+from ecg_jax.config_utils import check_trainable, load_config_json, resolve_config  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<network>.py[:smoke]).",
@@ -44,11 +44,11 @@ def main(argv):
                               "pass --config configs/<network>.py")
         config = load_config_json(saved)
         try:
-            resolve_config(config)
+            check_trainable(resolve_config(config))
         except ConfigError as e:
             raise ConfigError(f"{saved}: {e}") from None
     else:
-        resolve_config(config)  # every field, before the training code loads or anything is written
+        check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
 
     from ecg_jax.train.loop import train_and_evaluate
 

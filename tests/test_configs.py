@@ -10,7 +10,7 @@ import os
 import ml_collections
 import pytest
 
-from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS, resolve_config
+from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS, check_trainable, resolve_config
 from ecg_jax.errors import ConfigError
 from ecg_jax.models import MODEL_NAMES, create_model
 from ecg_jax.train.experiment import method_id
@@ -181,12 +181,13 @@ def test_types_and_choices_are_checked(path, value, message):
 def test_a_batch_larger_than_the_training_windows_names_both_numbers():
     c = with_value("data.n_windows", 100)
     c.train.batch_size = 512
+    resolve_config(c)                 # fine for data-only scripts, which share the config files
     with pytest.raises(ConfigError) as e:
-        resolve_config(c)
+        check_trainable(resolve_config(c))
     assert str(e.value) == ("train.batch_size=512 is larger than the 80 training windows (data.n_windows=100 x "
                             "data.train_fraction=0.8); use train.batch_size <= 80 or more data.n_windows")
     c.train.batch_size = 80           # exactly the training windows: one step per epoch
-    resolve_config(c)
+    check_trainable(resolve_config(c))
 
 
 def test_a_split_without_training_or_test_windows_is_refused():

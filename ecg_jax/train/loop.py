@@ -35,7 +35,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import (config_differences, config_to_json, load_config_json, resolve_config,
+from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
                                   save_config, write_text_atomic)
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
@@ -102,7 +102,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     `on_epoch_end(chunk, epoch)` is a test hook called after each finished
     (and, when due, checkpointed) epoch; raising from it simulates a kill.
     """
-    config = pin_data_source(resolve_config(config), workdir if os.path.isdir(workdir) else None)
+    config = resolve_config(config)
+    check_trainable(config)
+    config = pin_data_source(config, workdir if os.path.isdir(workdir) else None)
     apply_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))
     require_data(config, workdir)
     check_workdir_config(config, workdir)
