@@ -17,7 +17,6 @@ checkpoint gives exactly the numbers the training process reported.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -40,7 +39,7 @@ from ecg_jax.train.engine import MemberState, over_members, variables_of
 from ecg_jax.train.experiment import Experiment, workdir_chunks
 from ecg_jax.train.members import Member
 from ecg_jax.train.program import guarded
-from ecg_jax.workdir import WorkdirLock, check_writable, pin_data_source, require_data
+from ecg_jax.workdir import claimed, pin_data_source, require_data
 
 EVAL_BLOCK = 250  # test windows per compiled call
 
@@ -174,7 +173,12 @@ def restore_chunk(experiment: Experiment, workdir: str, ci: int, chunk: Sequence
     if epoch not in mgr.all_steps():
         raise CheckpointError(f"no checkpoint after epoch {epoch} in {mgr.directory}; "
                               f"available: {', '.join(map(str, sorted(mgr.all_steps())))}")
-    checkpoints.check_fingerprint(checkpoints.read_meta(mgr, epoch), fingerprint, mgr.directory)
+    try:
+        meta = checkpoints.read_meta(mgr, epoch)
+    except Exception as e:  # noqa: BLE001 - an unreadable step, as restore() reports it
+        raise checkpoints.DamagedCheckpoint(f"checkpoint {os.path.join(directory, str(epoch))} is damaged: its "
+                                            f"metadata cannot be read ({checkpoints.first_line(e)})") from None
+    checkpoints.check_fingerprint(meta, fingerprint, mgr.directory)
     return checkpoints.restore(mgr, abstract, len(chunk), experiment.mesh, epoch)
 
 
@@ -187,11 +191,8 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
     rewritten; the workdir is locked against a concurrent run meanwhile.
     """
     config = load_workdir_config(workdir, data_dir)
-    main = jax.process_index() == 0
-    if write and main:
-        check_writable(workdir)
-    with WorkdirLock(workdir) if write and main else contextlib.nullcontext():
-        return _evaluate_workdir(workdir, config, epoch, write and main)
+    with claimed(workdir, write=write):
+        return _evaluate_workdir(workdir, config, epoch, write and jax.process_index() == 0)
 
 
 def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> list[dict]:

@@ -8,6 +8,7 @@ holding it makes a second one stop at once, naming that process.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -114,3 +115,35 @@ def require_data(config, workdir: str) -> None:
         raise DataError(f"{workdir} was trained on PhysioNet data in {config.data.data_dir}, which does not "
                         "exist here; point at a copy with --config.data.data_dir=DIR (scripts/train.py) or "
                         "--data_dir DIR (scripts/evaluate.py)")
+
+
+@contextlib.contextmanager
+def claimed(workdir: str, needed_bytes: int = 0, write: bool = True):
+    """Hold `workdir` for this run: process 0 checks it can be written and locks it.
+
+    In a multi-process run every process learns the outcome (one broadcast), so
+    a busy or unwritable workdir stops all of them with one line instead of
+    leaving the others waiting in their first collective.
+    """
+    import jax
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    lock, error = None, None
+    if write and jax.process_index() == 0:
+        try:
+            check_writable(workdir, needed_bytes)
+            lock = WorkdirLock(workdir).__enter__()
+        except EcgJaxError as e:
+            error = e
+    if jax.process_count() > 1:
+        failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
+        if failed and error is None:
+            error = EcgJaxError(f"process 0 could not claim {workdir} (its error line says why); stopping")
+    if error is not None:
+        raise error
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)

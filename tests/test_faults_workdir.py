@@ -93,6 +93,21 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(trained, 
     assert len(moved) == 1 and moved[0].startswith("chunk_00_epoch_3_")   # kept, not deleted
 
 
+def test_two_unreadable_checkpoints_in_a_row_stop_instead_of_retraining(trained, tmp_path):
+    """Systematic failure (e.g. another library version) is not damage: nothing is retrained or moved
+    beyond the first step."""
+    root, original = trained
+    workdir = tmp_path / "w"
+    shutil.copytree(original, workdir)
+    for epoch in ("3", "2"):
+        shutil.rmtree(workdir / "checkpoints" / "chunk_00" / epoch / "meta")
+    proc = run([TRAIN, f"--workdir={workdir}"], env_for(root))
+    assert proc.returncode == 2
+    assert "two checkpoints in a row cannot be read" in error_lines(proc.stderr)[-1], proc.stderr[-2000:]
+    assert (workdir / "checkpoints" / "chunk_00" / "2").exists()
+    assert (workdir / "checkpoints" / "chunk_00" / "1").exists()
+
+
 def test_evaluate_of_a_damaged_latest_checkpoint_uses_the_intact_one_and_changes_nothing_else(trained, tmp_path):
     root, original = trained
     workdir = tmp_path / "w"

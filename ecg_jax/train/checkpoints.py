@@ -105,6 +105,12 @@ def param_shapes(params: Any) -> dict[str, list[int]]:
     return {jax.tree_util.keystr(path): list(np.shape(x)[1:]) for path, x in flat}
 
 
+def state_layout(abstract_state: MemberState) -> dict[str, str]:
+    """"shape dtype" of every array a checkpoint stores, without the member axis."""
+    flat = jax.tree_util.tree_flatten_with_path(jax.eval_shape(_storable, abstract_state))[0]
+    return {jax.tree_util.keystr(p): f"{list(x.shape[1:])} {x.dtype}" for p, x in flat}
+
+
 def _storable(state: MemberState) -> MemberState:
     """Typed PRNG keys as their raw uint32 data (what orbax can store)."""
     return state._replace(rng=jax.random.key_data(state.rng))
@@ -191,7 +197,7 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
         meta = read_meta(mgr, epoch)
     except Exception as e:  # noqa: BLE001 - any failure to read it means the step is unusable
         raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its metadata cannot be read "
-                                f"({_first_line(e)})") from None
+                                f"({first_line(e)})") from None
     saved = int(meta.get("padded_members", n_members))
     # Restore straight into the member sharding when the saved count splits
     # evenly over this mesh; otherwise replicated, then re-padded below.
@@ -206,7 +212,7 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
         state = state._replace(rng=jax.random.wrap_key_data(state.rng))
     except Exception as e:  # noqa: BLE001 - truncated or missing files surface as many error types
         raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays cannot be read "
-                                f"({_first_line(e)})") from None
+                                f"({first_line(e)})") from None
     if "checksums" in meta and state_checksums(state) != meta["checksums"]:
         raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays do not match the "
                                 "checksums saved with them")
@@ -226,18 +232,25 @@ def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: 
     config raises CheckpointError, as ever: that is not damage.
     """
     mgr = manager(directory, read_only=True)
+    first_problem = None
     for epoch in sorted(mgr.all_steps(), reverse=True):
         try:
             meta = read_meta(mgr, epoch)
         except Exception as e:  # noqa: BLE001
             problem = f"checkpoint {os.path.join(directory, str(epoch))} is damaged: its metadata cannot be read " \
-                      f"({_first_line(e)})"
+                      f"({first_line(e)})"
         else:
             check_fingerprint(meta, fingerprint, directory)
             try:
                 return restore(mgr, abstract_one, n_members, mesh, epoch)
             except DamagedCheckpoint as e:
                 problem = str(e)
+        if first_problem is not None:
+            # Two steps in a row unreadable is rarely damage: more likely this environment cannot
+            # read them (another library version, no memory). Stop rather than retrain from scratch.
+            raise CheckpointError(f"two checkpoints in a row cannot be read, so nothing more is moved or "
+                                  f"retrained: {first_problem}; and {problem}")
+        first_problem = problem
         if move_damaged:
             damaged = os.path.join(os.path.dirname(directory), "damaged",
                                    f"{os.path.basename(directory)}_epoch_{epoch}_{int(time.time())}")
@@ -252,7 +265,7 @@ def _step_dir(mgr: ocp.CheckpointManager, epoch: int) -> str:
     return os.path.join(str(mgr.directory), str(epoch))
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     """The gist of a (often very long) orbax/tensorstore error."""
     text = str(e).strip().splitlines()
     text = text[0] if text else type(e).__name__

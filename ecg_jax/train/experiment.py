@@ -113,6 +113,9 @@ class Experiment:
             "window": c.data.window,
             "batch_size": c.train.batch_size,
             "param_shapes": checkpoints.param_shapes(self.abstract_state(1).params),
+            # Every stored array's shape and dtype (optimizer state, statistics, key data): a
+            # changed optimizer or PRNG implementation is a mismatch, never mistaken for damage.
+            "state_layout": checkpoints.state_layout(self.abstract_state(1)),
         }
 
     def padded(self, chunk: Sequence[Member]) -> int:

@@ -24,7 +24,6 @@ The workdir after a run:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from typing import Callable
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
                                   save_config, write_text_atomic)
@@ -46,7 +46,7 @@ from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, R
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
-from ecg_jax.workdir import WorkdirLock, check_writable, pin_data_source, require_data
+from ecg_jax.workdir import claimed, pin_data_source, require_data
 
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -109,9 +109,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     require_data(config, workdir)
     check_workdir_config(config, workdir)
     main = is_main_process()
-    if main:
-        check_writable(workdir, checkpoint_bytes(config))
-    with WorkdirLock(workdir) if main else contextlib.nullcontext():
+    with claimed(workdir, checkpoint_bytes(config) if main else 0):
         return _train_and_evaluate(config, workdir, main, on_epoch_end)
 
 
@@ -146,6 +144,8 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
     program_for = lambda shapes: TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
     # The probe may lower several candidate chunk shapes while planning.
     chunk_size, memory = members_per_program(experiment, workdir, program_for(16), train_data)
+    if jax.process_count() > 1:   # every process must build the same programs: process 0's plan decides
+        chunk_size = int(multihost_utils.broadcast_one_to_all(np.int32(chunk_size)))
     chunks = chunks_of(experiment, chunk_size)
     if main:
         write_text_atomic(os.path.join(workdir, "members.json"), json.dumps({
@@ -262,7 +262,7 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
     n = len(chunk)
     t, s = experiment.config.train, experiment.settings
     schedule = make_schedule(s)
-    was_diverged = np.zeros(n, bool)
+    was_diverged = sharding.to_host(state.diverged)[:n]   # diverged before a resumed checkpoint: said then
     first = True
     for e in range(start, t.epochs):
         tic = time.perf_counter()
