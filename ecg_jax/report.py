@@ -1,17 +1,14 @@
-"""Merge results.jsonl files into the benchmark tables and figures in one folder.
+"""Tables and figures from any set of results.jsonl files, in one folder (scripts/make_tables.py).
 
     markdown, written = write_report(["runs/baselines", "runs/unet"], "tables/")
 
 Each run (results.run_key) is shown at its final epoch, or with `epoch=N` at
-epoch N. Writes into the output folder:
-  tables.html, tables.md, runs.csv    the tables and every used run's numbers
-  snr_curves.{png,svg}                output vs input SNR (one file per
-                                      split/source when the rows mix them:
-                                      snr_curves_<split>_<source>.{png,svg})
-  example_<noise>_<snr>dB.{png,svg}   only when a results directory holds an
-                                      examples.npz (see figures.load_examples);
-                                      unreadable files are skipped with a warning
-Used by scripts/make_tables.py.
+epoch N; diverged runs are left out of mean ± std and counted in the captions.
+Written: tables.html, tables.md and runs.csv (every used run's numbers, one
+column per field: input_snr_db, output_snr_db, rmse_mv, ...), snr_curves
+(PNG, SVG; one per split/source when the rows mix them) and, when a results
+folder holds an examples.npz, example_<noise>_<snr>dB figures (unreadable
+files are skipped with a warning).
 """
 
 from __future__ import annotations

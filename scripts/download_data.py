@@ -2,13 +2,7 @@
 
   python scripts/download_data.py --out DIR
 
-Fetches all 48 MIT-BIH Arrhythmia records (`mitdb`) and the three noise
-records bw, em, ma of the Noise Stress Test database (`nstdb`), plus each
-database's SHA256SUMS.txt, with wfdb.dl_database. Files land in DIR/.partial
-first and are checked against the checksums; only a complete, verified
-database folder is renamed into place, so an interrupted download never looks
-like data. Without internet it fails within seconds (a short connectivity
-probe runs first) and says how to copy the data by hand.
+What is fetched, how it is verified, and the offline behaviour: ecg_jax/download.py.
 """
 
 import os

@@ -3,13 +3,7 @@
     python scripts/model_summary.py
     python scripts/model_summary.py --models=unet,ciadnet --batch=64 --length=256
 
-Selecting `ciadnet` also lists its three ablation variants. FLOPs are XLA's
-cost analysis of the compiled eval-mode forward pass, divided by the batch
-size (per window). Time is the mean wall time of one jitted eval-mode forward
-pass of a whole batch, after warm-up. Variables are filled with placeholder
-values of the right shapes (compiling the random initialiser of every network
-would take longer than the whole summary, and neither cost nor speed depends
-on the values).
+What each column means: ecg_jax/models/summary.py.
 """
 
 from __future__ import annotations

@@ -2,13 +2,12 @@
 
     print(summarise_models(["unet", "ciadnet"], batch=64, length=256, repeats=20))
 
-Selecting `ciadnet` also lists its three ablation variants. FLOPs are XLA's
-cost analysis of the compiled eval-mode forward pass, divided by the batch
-size (per window). Time is the mean wall time of one jitted eval-mode forward
-pass of a whole batch, after warm-up. Variables are filled with placeholder
-values of the right shapes (compiling the random initialiser of every network
-would take longer than the whole summary, and neither cost nor speed depends
-on the values). Used by scripts/model_summary.py.
+Selecting `ciadnet` also lists its three ablation variants. FLOPs: XLA's cost
+analysis of the compiled eval-mode forward pass, per window. Time: mean wall
+time of one jitted eval-mode forward pass of a batch, after warm-up, on
+placeholder variables of the right shapes (compiling every network's random
+initialiser would take longer than the whole summary; neither cost nor speed
+depends on the values). Used by scripts/model_summary.py.
 """
 
 from __future__ import annotations
