@@ -263,7 +263,6 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
     t, s = experiment.config.train, experiment.settings
     schedule = make_schedule(s)
     was_diverged = sharding.to_host(state.diverged)[:n]   # diverged before a resumed checkpoint: said then
-    first = True
     for e in range(start, t.epochs):
         tic = time.perf_counter()
         state, losses = program.epoch(state, consts, train_data)
@@ -284,8 +283,7 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
             if tensorboard is not None:
                 tensorboard.log_epoch(row)
         if progress is not None:
-            progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds, first)
-        first = False
+            progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds)
         if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:
             checkpoints.save(mgr, e + 1, state, fingerprint)
         if on_epoch_end is not None:

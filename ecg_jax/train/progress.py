@@ -40,6 +40,7 @@ class RunProgress:
         self.done = 0
         self.stream = stream
         self.timed_steps, self.timed_seconds = 0, 0.0
+        self._epochs_seen = 0
         self._bar = None
         if hasattr(stream, "isatty") and stream.isatty():
             from rich.console import Console
@@ -57,11 +58,13 @@ class RunProgress:
             self._bar.update(self._task, advance=member_steps)
 
     def update(self, label: str, epoch: int, epochs: int, member_steps: int, losses: np.ndarray,
-               seconds: float, includes_compile: bool) -> None:
+               seconds: float) -> None:
         self.done += member_steps
-        if not includes_compile:   # the first epoch of a program includes compiling it
+        # The run's first epoch includes compiling the program; later chunks of the same shape reuse it.
+        if self._epochs_seen:
             self.timed_steps += member_steps
             self.timed_seconds += seconds
+        self._epochs_seen += 1
         rate = self.timed_steps / self.timed_seconds if self.timed_seconds else float("nan")
         if self._bar is not None:
             finite = losses[np.isfinite(losses)]
