@@ -255,3 +255,22 @@ def test_sharded_program_equals_unsharded():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "SHARDED_OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_memory_analysis_of_the_compiled_step_grows_with_the_members():
+    """What the accelerator chunk plan reads: XLA's per-device bytes of the compiled step."""
+    model, s, _, data = small_problem(1)
+    mesh = sharding.member_mesh(jax.devices()[:1])
+    program = TrainProgram(model, s, mesh, "host", max_shapes=2)
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), data)
+
+    def peak(m):
+        init = jax.vmap(engine.make_init_one(model, s))
+        state = jax.eval_shape(init, jax.ShapeDtypeStruct((m,), jnp.int32))
+        consts = MemberConsts(*(jax.ShapeDtypeStruct((m,) + t, jnp.float32) for t in ((3,), (), (2,), (2,))))
+        return program.memory_analysis(state, consts, shapes)
+
+    one, four = peak(1), peak(4)
+    assert one["peak_bytes"] >= one["argument_size_in_bytes"] >= data[0].nbytes + data[1].nbytes
+    assert four["peak_bytes"] > one["peak_bytes"]
+    assert one["alias_size_in_bytes"] > 0     # the donated state is reused for the new one

@@ -238,21 +238,25 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
     if layout is not None:  # keep the chunk layout of the checkpoints we may resume
         return int(layout["members_per_program"]), layout.get("memory", {})
     limit = device_memory_bytes()
-    cpu = jax.default_backend() == "cpu"
-    per_device = CPU_MEMBERS_PER_DEVICE if cpu else -(-n // d)
+    if jax.default_backend() == "cpu":
+        # Speed decides on CPU, not memory: no extra compile just to measure it.
+        return min(n, CPU_MEMBERS_PER_DEVICE * d), {"planned_by": "cpu: one member per device",
+                                                    "members_per_device": CPU_MEMBERS_PER_DEVICE,
+                                                    "device_memory_bytes": limit}
+    per_device = -(-n // d)
     data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
     while True:
         m = per_device * d
         consts = MemberConsts(*(jax.ShapeDtypeStruct((m,) + shape, np.float32) for shape in ((3,), (), (2,), (2,))))
         analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
         peak = analysis["peak_bytes"]
-        if cpu or peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
+        if peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
             break
         per_device = max(1, min(per_device - 1, int(per_device * MEMORY_FRACTION * limit / peak)))
     if peak is not None and peak > MEMORY_FRACTION * limit:
         log(f"WARNING: one member per device needs {peak / 2**30:.1f} GiB of {limit / 2**30:.1f} GiB; "
             "training may run out of memory")
-    return min(n, per_device * d), {"planned_by": "cpu: one member per device" if cpu else "memory_analysis",
+    return min(n, per_device * d), {"planned_by": "memory_analysis",
                                     "members_per_device": per_device, "device_memory_bytes": limit,
                                     "memory_fraction": MEMORY_FRACTION, **analysis}
 
