@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Callable, Sequence
 
@@ -44,9 +43,7 @@ from ecg_jax.workdir import claimed, pin_data_source, require_data
 EVAL_BLOCK = 250  # test windows per compiled call
 
 
-def log(msg: str) -> None:
-    if jax.process_index() == 0:
-        print(msg, file=sys.stderr, flush=True)
+log = sharding.log
 
 
 def make_denoise(model: nn.Module) -> Callable:

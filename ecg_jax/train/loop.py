@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Callable
 
@@ -51,13 +50,7 @@ from ecg_jax.workdir import claimed, pin_data_source, require_data
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
 
-def is_main_process() -> bool:
-    return jax.process_index() == 0
-
-
-def log(msg: str) -> None:
-    if is_main_process():
-        print(msg, file=sys.stderr, flush=True)
+is_main_process, log = sharding.is_main_process, sharding.log
 
 
 def _read_json(path: str):
@@ -122,7 +115,7 @@ def checkpoint_bytes(config) -> int:
 
 def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
     from ecg_jax.datasets import data_card, prepare_data, write_data_card
-    from ecg_jax.evaluation import EvalProgram, score_chunk, write_examples
+    from ecg_jax.evaluation import EvalProgram, write_examples
     from ecg_jax.results import replace_rows
 
     tic = time.perf_counter()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import sys
+
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
@@ -114,3 +116,13 @@ def conform_members(tree: Any, n_members: int, n_total: int, mesh: Mesh) -> Any:
             x = jax.numpy.concatenate([x, jax.numpy.repeat(x[:1], n_total - n_members, axis=0)], axis=0)
         return x
     return jax.jit(lambda t: jax.tree_util.tree_map(conform, t), out_shardings=member_sharding(mesh))(tree)
+
+
+def is_main_process() -> bool:
+    return jax.process_index() == 0
+
+
+def log(msg: str) -> None:
+    """A progress or warning line on stderr, printed once per run (by process 0)."""
+    if is_main_process():
+        print(msg, file=sys.stderr, flush=True)
