@@ -20,7 +20,16 @@ def data_config() -> ml_collections.ConfigDict:
     d.source = "auto"
     d.data_dir = ""          # folder holding mitdb/ and nstdb/; "" -> $ECG_JAX_DATA
     d.records = ()           # MIT-BIH record names; () -> all 48
-    d.split = "reference"    # "reference" (window-level) or "inter_patient"
+    # Protocol revision (../shared/spec/protocol.md, README "Protocol revisions"):
+    # "paper" (default), "first" (the published emb FFT/DWT rows: emb mixed as
+    # the mean of separately scaled noises) or "final" (the reference's last
+    # revision: its exact draw sequence, configs/final.py). Named in every table.
+    d.revision = "paper"
+    d.split = "reference"    # "reference" (window-level) or "inter_patient"; "final" needs inter_patient
+    # emb mixing: "sum" (bw+em+ma scaled as one noise) or "mean_of_scaled" (each
+    # scaled on its own, then averaged); "auto" follows the revision ("first" ->
+    # mean_of_scaled, else sum).
+    d.emb_mixing = "auto"
     d.data_seed = 42
     d.window = 256
     d.fs = 360
@@ -49,8 +58,15 @@ def base_config() -> ml_collections.ConfigDict:
     t.epochs = 100
     t.batch_size = 64
     t.learning_rate = 1e-3
-    t.lr_decay_epoch = 40    # lr x lr_decay_factor from this epoch on (0-based epoch index)
-    t.lr_decay_factor = 0.1
+    # lr x lr_decay_factor from epoch lr_decay_epoch on (0-based epoch index).
+    # Both may be lists for a piecewise schedule, each factor relative to
+    # learning_rate: the final revision's (50, 70) and (0.1, 0.05).
+    t.lr_decay_epoch = (40,)
+    t.lr_decay_factor = (0.1,)
+    # How a member's test score is aggregated: "window" (mean over test
+    # windows, the protocol) or "batch_means" (mean of per-batch means over
+    # test batches of batch_size, as the final revision's reference scores).
+    t.score_aggregation = "window"
     t.member_parallelism = "auto"  # "auto" | "vmap" | "map": members batched inside the step (auto: vmap)
     t.loop = "auto"          # "auto" | "scan" | "host" (auto: host on CPU, scan on GPU/TPU; train/program.py)
     t.max_members_per_program = 0  # 0 -> planned: XLA memory analysis on accelerators, 1 per device on CPU
@@ -64,6 +80,12 @@ def base_config() -> ml_collections.ConfigDict:
     b.fft_threshold = 0.0012
     b.dwt_threshold = 0.074   # db8 wavelet, maximum level (ecg_jax/baselines.py)
     b.threshold_search = False  # option: pick thresholds per dataset on training windows
+    b.methods = ("fft", "dwt")  # scored by scripts/run_baselines.py; "emd" too in the final revision
+    # "signed_max" (reference: threshold x signed max of each level) or
+    # "universal" (final revision: median(|c|)/0.6745 x sqrt(2 ln L) x factor,
+    # per-(noise, SNR) factors in ecg_jax/baselines.py)
+    b.dwt_rule = "signed_max"
+    b.on_normalized = False    # final revision: denoise the normalised window, score de-normalised
     c.baselines = b
     return c
 

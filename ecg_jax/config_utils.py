@@ -22,6 +22,11 @@ NOISE_TYPES = ("emb", "bw", "ma", "em")   # protocol order for tables
 RAW_NOISE_TYPES = ("bw", "em", "ma")      # NSTDB records; emb = bw + em + ma
 SNR_LEVELS = (-4, -2, 0, 2, 4)
 SPLITS = ("reference", "inter_patient")
+REVISIONS = ("paper", "first", "final")
+EMB_MIXINGS = ("auto", "sum", "mean_of_scaled")
+SCORE_AGGREGATIONS = ("window", "batch_means")
+BASELINE_METHODS = ("fft", "dwt", "emd")
+DWT_RULES = ("signed_max", "universal")
 SOURCES = ("auto", "physionet", "synthetic")
 MEMBER_PARALLELISM = ("auto", "vmap", "map")
 TRAIN_LOOPS = ("auto", "scan", "host")
@@ -116,6 +121,9 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     c.noise_types = parse_noise_types(c.noise_types)
     c.snr_levels = parse_snr_levels(c.snr_levels)
     c.data.records = parse_records(c.data.records)
+    resolve_revision(c)
+    if "train" in c:
+        resolve_lr_schedule(c.train)
     check_window_counts(c)
     return c
 
@@ -204,6 +212,28 @@ def _names(path: str, value: Any) -> None:
                               f"{_got(item, False)} in it")
 
 
+def _each(check: Callable[[str, Any], None], parse: Callable[[str], Any] | None = None
+          ) -> Callable[[str, Any], None]:
+    """A rule for a list field (one value or a comma string on the command line);
+    `parse` turns command-line strings into numbers first."""
+    def check_each(path: str, value: Any) -> None:
+        items = as_list(value)
+        if not items:
+            raise ConfigError(f"{path} is empty")
+        for item in items:
+            if parse is not None and isinstance(item, str):
+                try:
+                    item = parse(item)
+                except ValueError:
+                    raise ConfigError(f"{path}: {item!r} is not a number") from None
+            check(path, item)
+    return check_each
+
+
+def parse_number_list(value: Any, parse: Callable[[str], Any]) -> tuple:
+    return tuple(parse(v) if isinstance(v, str) else v for v in as_list(value))
+
+
 def _parsed_elsewhere(path: str, value: Any) -> None:
     """noise_types, snr_levels, data.records: checked while being normalised."""
 
@@ -222,7 +252,9 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "data.source": _choice(SOURCES),
     "data.data_dir": _string,
     "data.records": _parsed_elsewhere,
+    "data.revision": _choice(REVISIONS),
     "data.split": _choice(SPLITS),
+    "data.emb_mixing": _choice(EMB_MIXINGS),
     "data.data_seed": _integer(0),
     "data.window": _integer(16),
     "data.fs": _number(0),
@@ -235,8 +267,9 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "train.epochs": _integer(1),
     "train.batch_size": _integer(1),
     "train.learning_rate": _number(0),
-    "train.lr_decay_epoch": _integer(0),
-    "train.lr_decay_factor": _number(0, 1),
+    "train.lr_decay_epoch": _each(_integer(0), int),
+    "train.lr_decay_factor": _each(_number(0, 1), float),
+    "train.score_aggregation": _choice(SCORE_AGGREGATIONS),
     "train.member_parallelism": _choice(MEMBER_PARALLELISM),
     "train.loop": _choice(TRAIN_LOOPS),
     "train.max_members_per_program": _integer(0),
@@ -247,6 +280,9 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "baselines.fft_threshold": _number(0, low_inclusive=True),
     "baselines.dwt_threshold": _number(0, low_inclusive=True),
     "baselines.threshold_search": _boolean,
+    "baselines.methods": _each(_choice(BASELINE_METHODS)),
+    "baselines.dwt_rule": _choice(DWT_RULES),
+    "baselines.on_normalized": _boolean,
     # configs/paper.py
     "networks": _names,
     "experiments": _string_mapping,
@@ -256,7 +292,9 @@ REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
 # Sections whose fields must all be there when the section is; fields added
 # after workdirs were first written are read with a default instead.
 REQUIRED_SECTIONS = ("data", "train", "baselines")
-OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic")
+OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "data.emb_mixing",
+                   "train.score_aggregation", "baselines.methods", "baselines.dwt_rule",
+                   "baselines.on_normalized")
 # Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
 FREE_SECTIONS = ("model_kwargs", "experiments")
 SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS
@@ -298,6 +336,31 @@ def parse_records(value: Any) -> tuple[str, ...]:
         raise ConfigError(f"data.records has duplicates: {', '.join(records)}; "
                           "each record may be listed once (() for all 48)")
     return records
+
+
+def resolve_revision(c: ml_collections.ConfigDict) -> None:
+    """Fill data.emb_mixing="auto" from the revision; the final revision's draws need its split."""
+    d = c.data
+    d.revision = d.get("revision", "paper")
+    mixing = d.get("emb_mixing", "auto")
+    if mixing == "auto":
+        mixing = "mean_of_scaled" if d.revision == "first" else "sum"
+    d.emb_mixing = mixing
+    if d.revision == "final" and d.split != "inter_patient":
+        raise ConfigError("data.revision='final' draws an inter-patient split; set data.split=inter_patient "
+                          "(configs/final.py does)")
+
+
+def resolve_lr_schedule(t: ml_collections.ConfigDict) -> None:
+    """lr_decay_epoch / lr_decay_factor as equally long tuples, epochs strictly increasing."""
+    epochs = parse_number_list(t.lr_decay_epoch, int)
+    factors = parse_number_list(t.lr_decay_factor, float)
+    if len(epochs) != len(factors):
+        raise ConfigError(f"train.lr_decay_epoch has {len(epochs)} value(s) and train.lr_decay_factor "
+                          f"{len(factors)}; give one factor per epoch")
+    if any(b <= a for a, b in zip(epochs, epochs[1:])):
+        raise ConfigError(f"train.lr_decay_epoch must increase, got {', '.join(map(str, epochs))}")
+    t.lr_decay_epoch, t.lr_decay_factor = epochs, factors
 
 
 def check_window_counts(c: ml_collections.ConfigDict) -> None:

@@ -49,6 +49,8 @@ REFERENCE_PARAM_COUNTS: dict[str | tuple[str, bool, bool], int] = {
     ("ciadnet", True, False): 202_338,
     ("ciadnet", False, True): 235_098,
     ("ciadnet", False, False): 157_858,
+    # The final revision's U-Net (protocol.md, "final", item 8).
+    ("unet", (17, 17, 7, 7)): 211_490,
 }
 
 _MODULE_INTERNALS = {"parent", "name"}
@@ -83,7 +85,13 @@ def reference_param_count(name: str, **overrides: Any) -> int:
     if name == "ciadnet":
         model = create_model(name, **overrides)
         return REFERENCE_PARAM_COUNTS[("ciadnet", model.channel_shrink, model.spatial_shrink)]
-    create_model(name, **overrides)  # validates the name and options
+    model = create_model(name, **overrides)  # validates the name and options
+    kernels = getattr(model, "kernels", None)
+    if kernels is not None and tuple(kernels) != model_options(name)["kernels"]:
+        key = (name, tuple(int(k) for k in kernels))
+        if key not in REFERENCE_PARAM_COUNTS:
+            raise ConfigError(f"no reference parameter count for {name} with kernels {key[1]}")
+        return REFERENCE_PARAM_COUNTS[key]
     return REFERENCE_PARAM_COUNTS[name]
 
 
@@ -99,6 +107,12 @@ def _model_class(name: str) -> type[nn.Module]:
 
 
 def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):  # kernel sizes: a tuple, a list or "17,17,7,7"
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        try:
+            return tuple(int(str(p).strip()) for p in parts)
+        except ValueError:
+            raise ConfigError(f"model {model!r} option {key!r} must be integers, got {value!r}") from None
     if not isinstance(default, bool) or isinstance(value, bool):
         return value
     text = str(value).strip().lower()

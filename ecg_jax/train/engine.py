@@ -23,6 +23,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ecg_jax.noise import normalize
@@ -48,8 +49,8 @@ class TrainSettings:
     window: int
     channels: int
     learning_rate: float
-    lr_decay_epoch: int
-    lr_decay_factor: float
+    lr_decay_epoch: int | tuple[int, ...]
+    lr_decay_factor: float | tuple[float, ...]
     member_parallelism: str = "vmap"   # how members are batched inside the step: "vmap" or "map"
 
     @classmethod
@@ -59,18 +60,23 @@ class TrainSettings:
         if steps < 1:
             raise ValueError(f"{n_train} training windows is fewer than one batch of {t.batch_size}")
         return cls(batch_size=t.batch_size, steps_per_epoch=steps, window=config.data.window,
-                   channels=2, learning_rate=t.learning_rate, lr_decay_epoch=t.lr_decay_epoch,
-                   lr_decay_factor=t.lr_decay_factor, member_parallelism=member_parallelism)
+                   channels=2, learning_rate=t.learning_rate, lr_decay_epoch=tuple(t.lr_decay_epoch),
+                   lr_decay_factor=tuple(t.lr_decay_factor), member_parallelism=member_parallelism)
 
 
 def make_schedule(s: TrainSettings) -> optax.Schedule:
-    """The reference's per-epoch step decay: x `lr_decay_factor` from epoch `lr_decay_epoch` on.
+    """The reference's per-epoch step decay: lr x `lr_decay_factor[i]` from epoch `lr_decay_epoch[i]` on.
 
-    The one source of the learning rate: the optimizer uses it, and the
-    training log reads the rate of each epoch from it.
+    Factors are relative to the base rate (the final revision's 0.1 at epoch
+    50 and 0.05 at 70); optax's boundaries multiply, so each boundary gets the
+    ratio to the previous factor. The one source of the learning rate: the
+    optimizer uses it, and the training log reads the rate of each epoch from it.
     """
-    boundary = s.lr_decay_epoch * s.steps_per_epoch
-    return optax.piecewise_constant_schedule(s.learning_rate, {boundary: s.lr_decay_factor})
+    epochs = np.atleast_1d(np.asarray(s.lr_decay_epoch, np.int64))
+    factors = np.atleast_1d(np.asarray(s.lr_decay_factor, np.float64))
+    previous = np.concatenate([[1.0], factors[:-1]])
+    boundaries = {int(e) * s.steps_per_epoch: float(f / p) for e, f, p in zip(epochs, factors, previous)}
+    return optax.piecewise_constant_schedule(s.learning_rate, boundaries)
 
 
 def make_optimizer(s: TrainSettings) -> optax.GradientTransformation:
