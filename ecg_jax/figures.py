@@ -2,7 +2,19 @@
 
 Figures are drawn on `matplotlib.figure.Figure` objects with the Agg canvas,
 never through pyplot, so importing this module changes no global backend and
-works on headless machines. Every figure is saved as PNG and SVG.
+works on headless machines. Every figure is saved as PNG and SVG, sized for a
+page (6.5 in wide) with a colour-blind-safe palette (Okabe & Ito).
+
+  - The example figure (`plot_denoising_example`) shows one test window, one
+    panel per lead: the noisy input (light grey), the clean target (thin black,
+    drawn on top) and at most three outputs (`choose_outputs`: by default the
+    best network, the best classical baseline and the runner-up network), each
+    labelled with its output SNR on this window; the legend sits above the
+    traces.
+  - The SNR-curve figure (`plot_snr_curves`) has one panel per noise type in a
+    two-column grid, shared axis labels, markers and line styles that tell the
+    methods apart without colour, an "output = input" reference line and one
+    legend below the panels.
 
 `load_examples` reads the example windows that evaluation and training write
 (examples.npz, two layouts) without ever failing on a bad file.
@@ -13,15 +25,34 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import textwrap
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ecg_jax.config_utils import NOISE_TYPES
 from ecg_jax.results import ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
 from ecg_jax.tables import NOISE_DESCRIPTIONS, group_by_protocol, is_diverged, select_rows
+
+PAGE_WIDTH_IN = 6.5
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every
+# common colour-vision deficiency. Yellow (#F0E442) is left out: too faint on white.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+# The SNR curves draw classical baselines dashed, with open markers, in black and greys,
+# which leaves the six coloured Okabe-Ito hues to the networks.
+CLASSICAL_SHADES = ("#000000", "#6E6E6E", "#3C3C3C")
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")
+NOISY_COLOUR = "0.72"
+# Classical (non-learned) methods, by id and display name: the "baseline" of choose_outputs.
+CLASSICAL_METHODS = ("fft", "dwt", "emd")
+MAX_EXAMPLE_OUTPUTS = 3
+_STYLE = {"font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "xtick.labelsize": 7.5,
+          "ytick.labelsize": 7.5, "legend.fontsize": 7.5, "figure.titlesize": 9.5,
+          "figure.labelsize": 8.5, "svg.hashsalt": "ecg-jax"}
 
 
 @dataclass(frozen=True)
@@ -38,41 +69,156 @@ def _save(fig: Figure, path_stem: str) -> list[str]:
     os.makedirs(os.path.dirname(os.path.abspath(path_stem)), exist_ok=True)
     FigureCanvasAgg(fig)
     paths = [path_stem + ".png", path_stem + ".svg"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})  # reproducible SVG
+    with matplotlib.rc_context(_STYLE):
+        fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})  # reproducible SVG
     return paths
 
 
-def plot_denoising_example(clean, noisy, outputs: dict[str, np.ndarray], fs: float, title: str,
-                           path_stem: str) -> list[str]:
-    """Clean, noisy and each method's output for one window `(L, 2)`; one subplot per lead.
+def _wrap(title: str, width: int = 95) -> str:
+    return "\n".join(textwrap.wrap(title, width)) if title else title
 
-    `outputs` maps a display name ("U-Net", "FFT", ...) to that method's
-    denoised window. Returns the written paths (PNG, SVG).
+
+# ------------------------------------------------------------ example figure
+
+def window_snr_db(clean, estimate) -> float:
+    """Output SNR (dB) of `estimate` on one window, all leads together (as metrics.snr_db)."""
+    clean, estimate = np.asarray(clean, float), np.asarray(estimate, float)
+    err = float(np.sum((clean - estimate) ** 2))
+    sig = float(np.sum(clean ** 2))
+    if err == 0.0:
+        return math.inf
+    return 10.0 * math.log10(max(sig, 1e-30) / err)
+
+
+def is_classical(name: str) -> bool:
+    """True for a classical baseline (FFT, DWT, EMD), by method id or display name."""
+    return name.lower() in CLASSICAL_METHODS or name in {display_name(m) for m in CLASSICAL_METHODS}
+
+
+def _resolve(name: str, outputs: dict) -> str:
+    if name in outputs:
+        return name
+    if display_name(name) in outputs:
+        return display_name(name)
+    raise ValueError(f"no output named {name!r} to show; available: {', '.join(outputs) or 'none'}")
+
+
+def choose_outputs(outputs: dict[str, np.ndarray], clean, show: list[str] | None = None,
+                   scores: dict[str, float] | None = None,
+                   max_outputs: int = MAX_EXAMPLE_OUTPUTS) -> list[str]:
+    """The names of `outputs` an example figure draws, in legend order (at most `max_outputs`).
+
+    `show` (names or method ids) is taken as given. Otherwise: the best network,
+    the best classical baseline (FFT/DWT/EMD) and then the next-best networks
+    (then baselines) until `max_outputs`. "Best" is the highest of `scores`
+    (e.g. the mean output SNR of the method's runs on this dataset; names
+    missing there rank last), else the output SNR on this window. Without a
+    classical baseline among `outputs` the first output given takes its place
+    (the reference of an ablation).
     """
-    clean, noisy = np.asarray(clean), np.asarray(noisy)
+    if show is not None:
+        chosen = list(dict.fromkeys(_resolve(n, outputs) for n in show))
+        if len(chosen) > max_outputs:
+            raise ValueError(f"at most {max_outputs} outputs in one example figure, got {len(chosen)}: "
+                             f"{', '.join(chosen)}")
+        return chosen
+
+    def score(name: str) -> float:
+        if scores is not None:
+            v = scores.get(name, -math.inf)
+            return v if math.isfinite(v) or v == math.inf else -math.inf
+        v = window_snr_db(clean, outputs[name])
+        return v if not math.isnan(v) else -math.inf
+
+    ranked = sorted(outputs, key=lambda n: -score(n))  # stable: ties keep the given order
+    classical = [n for n in ranked if is_classical(n)]
+    # The reference: the best classical baseline, or without one the first output given
+    # (e.g. "Baseline (U-Net)" of the CIADNet ablation).
+    reference = classical[:1] or list(outputs)[:1]
+    networks = [n for n in ranked if n not in classical and n not in reference]
+    chosen = networks[:1] + reference
+    for n in networks[1:] + classical[1:]:
+        if len(chosen) >= max_outputs:
+            break
+        chosen.append(n)
+    return chosen[:max_outputs]
+
+
+def denoising_example_figure(clean, noisy, outputs: dict[str, np.ndarray], fs: float, title: str,
+                             show: list[str] | None = None,
+                             scores: dict[str, float] | None = None) -> Figure:
+    """The Figure of `plot_denoising_example` (not saved)."""
+    clean, noisy = np.asarray(clean, float), np.asarray(noisy, float)
     if clean.ndim != 2 or noisy.shape != clean.shape:
         raise ValueError(f"clean and noisy must be (L, C) of one shape, got {clean.shape}, {noisy.shape}")
+    for name, out in outputs.items():
+        if np.shape(out) != clean.shape:
+            raise ValueError(f"output {name!r} has shape {np.shape(out)}, expected {clean.shape}")
+    chosen = choose_outputs(outputs, clean, show, scores)
     t = np.arange(clean.shape[0]) / float(fs)
     n_leads = clean.shape[1]
-    fig = Figure(figsize=(10, 2.6 * n_leads))
-    axes = fig.subplots(n_leads, 1, sharex=True, squeeze=False)[:, 0]
-    for lead, ax in enumerate(axes):
-        ax.plot(t, noisy[:, lead], color="0.65", lw=0.8, label="noisy")
-        ax.plot(t, clean[:, lead], color="black", lw=1.4, label="clean")
-        for name, out in outputs.items():
-            ax.plot(t, np.asarray(out)[:, lead], lw=1.0, label=name)
-        ax.set_ylabel(f"lead {lead + 1} (mV)")
-        ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("time (s)")
-    axes[0].legend(loc="upper right", fontsize=8, ncol=min(4, 2 + len(outputs)))
-    fig.suptitle(title)
-    return _save(fig, path_stem)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(PAGE_WIDTH_IN, 1.25 + 1.75 * n_leads), layout="constrained")
+        axes = fig.subplots(n_leads, 1, sharex=True, squeeze=False)[:, 0]
+        handles, labels = [], []
+        for lead, ax in enumerate(axes):
+            h = [ax.plot(t, noisy[:, lead], color=NOISY_COLOUR, lw=0.9, zorder=1)[0]]
+            for i, name in enumerate(chosen):
+                h += ax.plot(t, np.asarray(outputs[name], float)[:, lead], color=OKABE_ITO[i], lw=1.3,
+                             alpha=0.9, zorder=2 + i)
+            h += ax.plot(t, clean[:, lead], color="black", lw=0.8, zorder=10)
+            ax.set_ylabel(f"lead {lead + 1} (mV)")
+            ax.set_xlim(t[0], t[-1])
+            ax.grid(alpha=0.25, lw=0.5)
+            if lead == 0:
+                handles = h
+        labels = [f"noisy input (SNR {window_snr_db(clean, noisy):.1f} dB)"]
+        labels += [f"{name} (SNR {window_snr_db(clean, outputs[name]):.1f} dB)" for name in chosen]
+        labels += ["clean target"]
+        # Clean and noisy first, then the outputs in the chosen order; above the
+        # first panel, outside every trace (constrained layout makes room for it).
+        order = [len(handles) - 1, 0] + list(range(1, len(handles) - 1))
+        axes[0].legend([handles[i] for i in order], [labels[i] for i in order], loc="lower center",
+                       bbox_to_anchor=(0.5, 1.02), ncol=_legend_columns(labels),
+                       frameon=False, borderaxespad=0.0, handlelength=1.8, columnspacing=1.5)
+        axes[-1].set_xlabel(f"time (s), sampled at {float(fs):g} Hz")
+        if title:
+            fig.suptitle(_wrap(title, 90))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _legend_columns(labels: list[str]) -> int:
+    """Columns for the example legend: all in one row when short, else three, or two for long names."""
+    widest = max(map(len, labels))
+    if len(labels) * (widest + 6) <= 110:
+        return len(labels)
+    return 3 if widest <= 30 else 2
+
+
+def plot_denoising_example(clean, noisy, outputs: dict[str, np.ndarray], fs: float, title: str,
+                           path_stem: str, show: list[str] | None = None,
+                           scores: dict[str, float] | None = None) -> list[str]:
+    """Clean, noisy and at most three outputs for one window `(L, C)`; one panel per lead.
+
+    `outputs` maps a display name ("U-Net", "FFT", ...) to that method's
+    denoised window; `show` picks which are drawn (at most three; default:
+    `choose_outputs`, ranked by `scores` when given, else by the SNR on this
+    window). Returns the written paths (PNG, SVG).
+    """
+    return _save(denoising_example_figure(clean, noisy, outputs, fs, title, show, scores), path_stem)
 
 
 def _method_order(methods: set[str]) -> list[str]:
     known = list(MAIN_TABLE_METHODS) + [m for m in ABLATION_METHODS if m not in MAIN_TABLE_METHODS]
+    known[2:2] = [m for m in CLASSICAL_METHODS if m not in known]   # e.g. EMD after DWT
     return [m for m in known if m in methods] + sorted(methods - set(known))
+
+
+def _label(method: str) -> str:
+    name = display_name(method)
+    return method.upper() if name == method and method in CLASSICAL_METHODS else name
 
 
 def curve_methods(rows: list[dict]) -> list[str]:
@@ -113,48 +259,92 @@ def snr_curve_series(rows: list[dict], methods: list[str] | None = None,
     return series
 
 
-def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
-                    methods: list[str] | None = None, epoch: int | None = None) -> list[str]:
-    """Output SNR against input SNR, one subplot per noise type, ±std error bars over seeds.
-
-    `rows` must come from one split protocol and data source (see
-    tables.group_by_protocol). A method keeps its colour in every panel and
-    one shared legend sits to the right. Rows are selected as in the tables
-    (`epoch`: see `snr_curve_series`). Returns the written paths (PNG, SVG).
-    """
+def snr_curve_figure(rows: list[dict], title: str | None = None, methods: list[str] | None = None,
+                     epoch: int | None = None) -> Figure:
+    """The Figure of `plot_snr_curves` (not saved)."""
     groups = group_by_protocol(rows)
     if len(groups) != 1:
         raise ValueError(f"plot one (split, source) at a time; got {sorted(groups)}")
     (split, source), = groups
     methods = curve_methods(rows) if methods is None else list(methods)
     series = snr_curve_series(rows, methods, epoch)
-    colours = {m: f"C{i % 10}" for i, m in enumerate(methods)}
-    markers = {m: "osD^v<>ph*"[i // 10 % 10] for i, m in enumerate(methods)}
+    networks = [m for m in methods if not is_classical(m)]
+    classical = [m for m in methods if is_classical(m)]
+    colours = {m: OKABE_ITO[i % 6] for i, m in enumerate(networks)}
+    colours.update({m: CLASSICAL_SHADES[i % len(CLASSICAL_SHADES)] for i, m in enumerate(classical)})
+    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)}
     n = max(1, len(series))
-    fig = Figure(figsize=(3.8 * n + 1.8, 3.6))
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    handles = {}
-    for ax, (nt, lines) in zip(axes, series.items()):
-        for method, s in lines.items():
-            handles[method] = ax.errorbar(s.levels, s.means, yerr=s.stds, color=colours[method],
-                                          marker=markers[method], ms=3, capsize=3, lw=1.2,
-                                          label=display_name(method))
-        ax.set_title(NOISE_DESCRIPTIONS.get(nt, nt), fontsize=10)
-        ax.set_xlabel("input SNR (dB)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("output SNR (dB)")
-    ordered = [m for m in methods if m in handles]
-    if ordered:
-        fig.legend([handles[m] for m in ordered], [display_name(m) for m in ordered],
-                   loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    default = f"Output vs input SNR (mean ± std over seeds) — {split} split, {source} data"
-    if epoch is not None:
-        default += f", networks at epoch {epoch}"
-    if source == "synthetic":
-        default += " (SYNTHETIC)"
-    fig.suptitle(title or default)
-    fig.tight_layout()
-    return _save(fig, path_stem)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(PAGE_WIDTH_IN, 1.6 + 2.35 * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False).ravel()
+        for ax in axes[len(series):]:
+            ax.set_visible(False)
+        handles: dict[str, object] = {}
+        levels = sorted({lv for lines in series.values() for s in lines.values() for lv in s.levels})
+        # Neighbouring methods are nudged apart along x so that their error bars do not hide each other.
+        drawn = [m for m in methods if any(m in lines for lines in series.values())]
+        step = min(0.12, 0.6 / max(1, len(drawn) - 1)) if len(levels) > 1 else 0.0
+        dodge = {m: (i - (len(drawn) - 1) / 2) * step for i, m in enumerate(drawn)}
+        for ax, (nt, lines) in zip(axes, series.items()):
+            if levels:
+                ref = ax.plot([levels[0] - 0.5, levels[-1] + 0.5], [levels[0] - 0.5, levels[-1] + 0.5],
+                              color="0.65", lw=0.8, ls=":", zorder=0)[0]
+                handles["__identity__"] = ref
+            for method, s in lines.items():
+                classical = is_classical(method)
+                h = ax.errorbar([lv + dodge[method] for lv in s.levels], s.means, yerr=s.stds,
+                                color=colours[method], marker=markers[method], ms=4, capsize=2,
+                                elinewidth=0.8, lw=1.1, ls="--" if classical else "-",
+                                mfc="white" if classical else colours[method], mew=1.0)
+                handles[method] = h
+            ax.set_title(NOISE_DESCRIPTIONS.get(nt, nt))
+            ax.grid(alpha=0.25, lw=0.5)
+            if levels:
+                ax.set_xticks(levels)
+                ax.set_xlim(levels[0] - 0.6, levels[-1] + 0.6)
+            ax.tick_params(labelbottom=True)
+        # The x label once per column, under the lowest visible panel: a figure-level label
+        # would collide with the legend below the panels.
+        for col in range(ncols):
+            visible = [ax for ax in axes[col::ncols] if ax.get_visible()]
+            if visible:
+                visible[-1].set_xlabel("input SNR (dB)")
+        ordered = [m for m in methods if m in handles]
+        legend_handles = [handles[m] for m in ordered]
+        legend_labels = [_label(m) for m in ordered]
+        if "__identity__" in handles:
+            legend_handles.append(Line2D([], [], color="0.65", lw=0.8, ls=":"))
+            legend_labels.append("output = input")
+        if legend_handles:
+            fig.legend(legend_handles, legend_labels, loc="outside lower center",
+                       ncol=min(5, len(legend_handles)), frameon=False)
+        fig.supylabel("output SNR (dB), mean ± std over seeds")
+        default = f"Output vs input SNR — {split} split, {source} data"
+        if epoch is not None:
+            default += f", networks at epoch {epoch}"
+        if source == "synthetic":
+            default += " (SYNTHETIC)"
+        fig.suptitle(_wrap(title or default))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
+                    methods: list[str] | None = None, epoch: int | None = None) -> list[str]:
+    """Output SNR against input SNR, one panel per noise type (two columns), ±std error bars over seeds.
+
+    `rows` must come from one split protocol and data source (see
+    tables.group_by_protocol). A method keeps its colour, marker and line
+    style (dashed with open markers for classical baselines) in every panel;
+    one shared legend sits below the panels, with a dotted "output = input"
+    line for reference. Points of neighbouring methods are nudged apart by a
+    fraction of a dB along x so their error bars stay visible. Rows are
+    selected as in the tables (`epoch`: see `snr_curve_series`). Returns the
+    written paths (PNG, SVG) at page width (6.5 in).
+    """
+    return _save(snr_curve_figure(rows, title, methods, epoch), path_stem)
 
 
 # ------------------------------------------------------------ example windows
