@@ -123,7 +123,7 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     c.data.records = parse_records(c.data.records)
     resolve_revision(c)
     if "train" in c:
-        resolve_lr_schedule(c.train)
+        c.train = resolve_lr_schedule(c.train)
     check_window_counts(c)
     return c
 
@@ -351,8 +351,9 @@ def resolve_revision(c: ml_collections.ConfigDict) -> None:
                           "(configs/final.py does)")
 
 
-def resolve_lr_schedule(t: ml_collections.ConfigDict) -> None:
-    """lr_decay_epoch / lr_decay_factor as equally long tuples, epochs strictly increasing."""
+def resolve_lr_schedule(t: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The train section with lr_decay_epoch / lr_decay_factor as equally long tuples (epochs increasing);
+    a new section, because a field given as a number keeps the number type in a ConfigDict."""
     epochs = parse_number_list(t.lr_decay_epoch, int)
     factors = parse_number_list(t.lr_decay_factor, float)
     if len(epochs) != len(factors):
@@ -360,7 +361,7 @@ def resolve_lr_schedule(t: ml_collections.ConfigDict) -> None:
                           f"{len(factors)}; give one factor per epoch")
     if any(b <= a for a, b in zip(epochs, epochs[1:])):
         raise ConfigError(f"train.lr_decay_epoch must increase, got {', '.join(map(str, epochs))}")
-    t.lr_decay_epoch, t.lr_decay_factor = epochs, factors
+    return ml_collections.ConfigDict({**t.to_dict(), "lr_decay_epoch": epochs, "lr_decay_factor": factors})
 
 
 def check_window_counts(c: ml_collections.ConfigDict) -> None:

@@ -19,3 +19,11 @@ class ConfigError(EcgJaxError):
 
 class CheckpointError(EcgJaxError):
     """A checkpoint that is missing or does not match the config."""
+
+
+class DenoiseInputError(EcgJaxError):
+    """A recording that cannot be denoised: missing, unreadable, no sampling rate, flat, too short, all NaN."""
+
+
+class OutputExistsError(EcgJaxError, FileExistsError):
+    """An output file that exists already: ecg-jax never silently rewrites one."""

@@ -56,40 +56,62 @@ def make_denoise(model: nn.Module) -> Callable:
 
 
 def make_block_sums_one(model: nn.Module) -> Callable:
-    """`(params, batch_stats, consts, data, idx (B,), valid (B,)) -> (metric sums, first output)`."""
+    """`(params, batch_stats, consts, data, idx (B,), weight (B,)) -> (weighted metric sums, first output)`."""
     denoise = make_denoise(model)
 
-    def block_sums(params, batch_stats, consts: MemberConsts, data: SplitArrays, idx, valid):
-        clean, noisy = mix_member_noise(data, idx, consts.noise_weights, consts.snr_db)
+    def block_sums(params, batch_stats, consts: MemberConsts, data: SplitArrays, idx, weight):
+        clean, noisy = mix_member_noise(data, idx, consts)
         den = denoise(params, batch_stats, consts, noisy)
         per_window = window_metrics(clean, den, noisy)
-        w = valid.astype(jnp.float32)
+        w = weight.astype(jnp.float32)
         return {k: jnp.sum(per_window[k] * w) for k in METRIC_NAMES}, den[0]
 
     return block_sums
 
 
+def window_weights(n: int, aggregation: str, batch: int) -> np.ndarray:
+    """Per-window weights w with mean = sum(w * m) / n for either aggregation (EvalProgram)."""
+    if aggregation == "window":
+        return np.ones(n, np.float32)
+    sizes = np.diff(np.append(np.arange(0, n, batch), n))      # consecutive batches, the last one short
+    return np.repeat(n / (sizes * len(sizes)), sizes).astype(np.float32)
+
+
 class EvalProgram:
     """`evaluate(state, consts, data) -> ({metric: (M,)}, first_outputs (M, L, C))` as numpy.
 
-    Metrics are means over the test windows; `first_outputs` is every member's
-    denoised first test window (for the comparison figure).
+    Metrics are means over the test windows (`aggregation="window"`, the
+    protocol), or means of per-batch means over consecutive test batches of
+    `batch` windows (`"batch_means"`, how the final revision's reference scores:
+    its last, smaller batch weighs as much as a full one). Both are one weighted
+    sum per window, so one compiled program serves either. `first_outputs` is
+    every member's denoised first test window (for the comparison figure).
     """
 
-    def __init__(self, model: nn.Module, parallelism: str, mesh, block: int = EVAL_BLOCK, max_shapes: int = 2):
-        self.block, self.mesh = block, mesh
+    def __init__(self, model: nn.Module, parallelism: str, mesh, block: int = EVAL_BLOCK, max_shapes: int = 2,
+                 aggregation: str = "window", batch: int = 64):
+        self.block, self.mesh, self.aggregation, self.batch = block, mesh, aggregation, batch
         ms, rep = sharding.member_sharding(mesh), sharding.replicated_sharding(mesh)
         lifted = over_members(make_block_sums_one(model), parallelism, 3)
         self._block = jax.jit(sharding.over_devices(guarded(lifted, max_shapes), mesh, 3, 3), in_shardings=(ms, ms, ms, rep, rep, rep),
                               out_shardings=ms)
         self._add = jax.jit(lambda a, b: jax.tree_util.tree_map(jnp.add, a, b), out_shardings=ms)
 
+    @classmethod
+    def for_experiment(cls, experiment: Experiment, max_shapes: int = 2) -> "EvalProgram":
+        t = experiment.config.train
+        return cls(experiment.model, experiment.settings.member_parallelism, experiment.mesh,
+                   max_shapes=max_shapes, aggregation=t.get("score_aggregation", "window"),
+                   batch=int(t.batch_size))
+
     def __call__(self, state: MemberState, consts: MemberConsts, data: SplitArrays):
         n = int(data.clean.shape[0])
         n_blocks = -(-n // self.block)
-        # Pad the index list to whole blocks; padded windows are masked out of the sums.
+        # Pad the index list to whole blocks; padded windows weigh 0 in the sums.
         flat = np.arange(n_blocks * self.block).reshape(n_blocks, self.block)
-        blocks = [sharding.put_replicated(((flat[b] % n).astype(np.int32), flat[b] < n), self.mesh)
+        weight = np.concatenate([window_weights(n, self.aggregation, self.batch),
+                                 np.zeros(n_blocks * self.block - n, np.float32)]).reshape(n_blocks, self.block)
+        blocks = [sharding.put_replicated(((flat[b] % n).astype(np.int32), weight[b]), self.mesh)
                   for b in range(n_blocks)]
         sums, first = self._block(state.params, state.batch_stats, consts, data, *blocks[0])
         for i, v in blocks[1:]:
@@ -113,7 +135,7 @@ def score_chunk(experiment: Experiment, prepared, chunk: Sequence[Member], state
     for j, m in enumerate(chunk):
         rows.append(make_row(
             method=experiment.method, noise_type=m.dataset.noise_type, snr_db=m.dataset.snr_db, seed=m.seed,
-            split=config.data.split, source=prepared.source,
+            split=config.data.split, source=prepared.source, revision=config.data.get("revision", "paper"),
             metrics={k: float(v[j]) for k, v in means.items()},
             experiment=config.experiment, n_test=int(prepared.n_test), diverged=bool(diverged[j]),
             **(extra or {})))
@@ -126,15 +148,12 @@ def write_examples(workdir: str, prepared, members: Sequence[Member], examples: 
 
     Keys: "clean" (L, C); "noisy/<noise>/<snr>"; "denoised/<noise>/<snr>/<seed>".
     """
-    from ecg_jax.noise import mix_at_snr, noise_for_type
-
-    i = prepared.n_train
-    out = {"clean": np.asarray(prepared.clean[i])}
+    first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
+    out = {"clean": np.asarray(first_test.clean[0])}
     for m in members:
         key = f"noisy/{m.dataset.noise_type}/{m.dataset.snr_db:g}"
         if key not in out:
-            noise = noise_for_type({k: v[i] for k, v in prepared.noise.items()}, m.dataset.noise_type)
-            out[key] = np.asarray(mix_at_snr(out["clean"], noise, m.dataset.snr_db))
+            out[key] = first_test.noisy(m.dataset.noise_type, m.dataset.snr_db)[0]
     out.update(examples)
     tmp = os.path.join(workdir, "examples.tmp.npz")
     np.savez(tmp, **out)
@@ -198,8 +217,8 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
 
     prepared = prepare_data(config)
     experiment = Experiment.from_config(config, prepared.n_train)
-    evaluator = EvalProgram(experiment.model, experiment.settings.member_parallelism, experiment.mesh)
-    test_data = sharding.put_replicated(split_arrays(prepared, "test"), experiment.mesh)
+    evaluator = EvalProgram.for_experiment(experiment)
+    test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), experiment.mesh)
     rows, examples = [], {}
     chunks = workdir_chunks(workdir, experiment)
     for ci, chunk in enumerate(chunks):

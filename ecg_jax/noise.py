@@ -9,7 +9,7 @@ call or under vmap.
 
 from __future__ import annotations
 
-from typing import Mapping
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -18,15 +18,6 @@ from ecg_jax.config_utils import NOISE_TYPES, RAW_NOISE_TYPES
 from ecg_jax.errors import ConfigError
 
 Array = jax.Array
-
-
-def noise_for_type(segments: Mapping[str, Array], noise_type: str) -> Array:
-    """The raw noise of `noise_type`; "emb" is bw + em + ma (scaled later as one noise)."""
-    if noise_type == "emb":
-        return segments["bw"] + segments["em"] + segments["ma"]
-    if noise_type in RAW_NOISE_TYPES:
-        return segments[noise_type]
-    raise ConfigError(f"unknown noise type {noise_type!r}; valid noise types: {', '.join(NOISE_TYPES)}")
 
 
 def _flat_windows(x: Array) -> Array:
@@ -40,21 +31,88 @@ def _window_power(x: Array) -> Array:
     return jnp.mean(jnp.square(_flat_windows(x)), axis=-1)[..., None, None]
 
 
-@jax.jit
-def mix_at_snr(clean: Array, noise: Array, snr_db: Array | float) -> Array:
-    """`clean + scale * noise` with scale chosen so the window's input SNR is `snr_db`.
+def _snr_scale(p_clean: Array, p_noise: Array, snr_db: Array | float, dtype) -> Array:
+    """sqrt(Pc / (Pn * 10**(snr/10))), 0 where the noise has no power.
 
-    scale = sqrt(Pc / (Pn * 10**(snr/10))). A zero-power noise window gets
-    scale 0: the division uses a safe denominator and `where` picks 0, so no
-    inf/NaN appears even in the unselected branch (which matters for gradients).
+    The division uses a safe denominator and `where` picks 0, so no inf/NaN
+    appears even in the unselected branch (which matters for gradients).
     """
-    p_clean = _window_power(clean)
-    p_noise = _window_power(noise)
-    snr = jnp.asarray(snr_db, dtype=clean.dtype)[..., None, None]
+    snr = jnp.asarray(snr_db, dtype=dtype)[..., None, None]
     has_noise = p_noise > 0
     safe_denominator = jnp.where(has_noise, p_noise, 1.0) * jnp.power(10.0, snr / 10.0)
-    scale = jnp.where(has_noise, jnp.sqrt(p_clean / safe_denominator), 0.0)
-    return clean + scale.astype(clean.dtype) * noise
+    return jnp.where(has_noise, jnp.sqrt(p_clean / safe_denominator), 0.0).astype(dtype)
+
+
+@jax.jit
+def mix_at_snr(clean: Array, noise: Array, snr_db: Array | float) -> Array:
+    """`clean + scale * noise` with scale chosen so the window's input SNR is `snr_db`."""
+    scale = _snr_scale(_window_power(clean), _window_power(noise), snr_db, clean.dtype)
+    return clean + scale * noise
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseRecipe:
+    """How one (noise type, SNR) dataset is made from stored noise segments.
+
+    components: keys of the segment bank (PreparedData.noise) that are combined;
+    divisor: their sum is divided by it (3 where a revision averages the three
+    noises, 1 for the plain sum); scale_each: each component is scaled to the
+    SNR on its own before they are combined ("first" revision emb), instead of
+    scaling the combination as one noise.
+    """
+
+    components: tuple[str, ...]
+    divisor: float = 1.0
+    scale_each: bool = False
+
+
+def segment_key(raw_type: str, snr_db: float | None = None, *, of_emb: bool = False) -> str:
+    """Bank key of a raw noise segment set: "bw" (shared by every SNR, "paper"/"first"),
+    "bw@-4" (drawn for one SNR, "final"), "emb.bw@-4" (the bw part of final emb at -4 dB)."""
+    key = f"emb.{raw_type}" if of_emb else raw_type
+    return key if snr_db is None else f"{key}@{float(snr_db):g}"
+
+
+def raw_type_of(key: str) -> str:
+    """The NSTDB record a bank key cuts from: "emb.bw@-4" -> "bw"."""
+    return key.split("@")[0].rsplit(".", 1)[-1]
+
+
+def noise_recipe(noise_type: str, snr_db: float, *, revision: str = "paper",
+                 emb_mixing: str = "sum") -> NoiseRecipe:
+    """The recipe of one dataset under a protocol revision (protocol.md, "Revisions").
+
+    paper: the segments of window i are shared by every SNR; emb = bw+em+ma scaled as one.
+    first: as paper, but emb = mean of the three noises, each scaled on its own.
+    final: every (noise type, SNR) has its own segments; emb = (bw+em+ma)/3 scaled as one.
+    """
+    if noise_type not in NOISE_TYPES:
+        raise ConfigError(f"unknown noise type {noise_type!r}; valid noise types: {', '.join(NOISE_TYPES)}")
+    per_snr = snr_db if revision == "final" else None
+    if noise_type != "emb":
+        return NoiseRecipe((segment_key(noise_type, per_snr),))
+    keys = tuple(segment_key(t, per_snr, of_emb=revision == "final") for t in RAW_NOISE_TYPES)
+    scale_each = emb_mixing == "mean_of_scaled"
+    return NoiseRecipe(keys, 3.0 if (revision == "final" or scale_each) else 1.0, scale_each)
+
+
+@jax.jit
+def mix_components(clean: Array, components: Array, weights: Array, snr_db: Array | float,
+                   divisor: Array | float, scale_each: Array | bool) -> Array:
+    """The noisy windows of a recipe: the one mixing rule, used on the host and inside the step.
+
+    clean (..., L, C); components (K, ..., L, C) stored segments; weights (K,)
+    pick the recipe's components (1) out of a bank (0 elsewhere); divisor and
+    scale_each as NoiseRecipe. Both branches are computed and `where` picks one,
+    so members of different recipes share one compiled program.
+    """
+    combined = jnp.tensordot(weights, components, axes=1) / divisor
+    as_one = mix_at_snr(clean, combined, snr_db)
+    # Each component scaled on its own ("first" emb): sum of w_k * scale_k * n_k, / divisor.
+    p_clean = _window_power(clean)
+    scales = _snr_scale(p_clean, _window_power(components), snr_db, clean.dtype)
+    each = clean + jnp.tensordot(weights, scales * components, axes=1) / divisor
+    return jnp.where(scale_each, each, as_one)
 
 
 @jax.jit

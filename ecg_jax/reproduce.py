@@ -220,13 +220,11 @@ def _example_dataset(paper: ml_collections.ConfigDict) -> tuple[str, float]:
 def example_window(paper: ml_collections.ConfigDict, noise_type: str, snr_db: float):
     """The first test window (clean, noisy), mixed exactly as the training workdirs' examples.npz."""
     from ecg_jax.datasets import prepare_data
-    from ecg_jax.noise import mix_at_snr, noise_for_type
 
     prepared = prepare_data(paper)
-    i = prepared.n_train
-    clean = np.asarray(prepared.clean[i])
-    noise = noise_for_type({k: v[i] for k, v in prepared.noise.items()}, noise_type)
-    return clean, np.asarray(mix_at_snr(clean, noise, snr_db)), float(paper.data.fs)
+    first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
+    return (np.asarray(first_test.clean[0]), first_test.noisy(noise_type, snr_db)[0],
+            float(paper.data.fs))
 
 
 def baseline_outputs(noisy: np.ndarray, baseline_rows: list[dict], noise_type: str,

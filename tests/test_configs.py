@@ -43,7 +43,7 @@ def test_config_loads_and_resolves(path, arg):
         assert config.seeds == 10 and config.train.epochs == 100
         assert config.noise_types == NOISE_TYPES and config.snr_levels == SNR_LEVELS
         assert config.train.batch_size == 64 and config.train.learning_rate == 1e-3
-        assert config.train.lr_decay_epoch == 40 and config.data.n_windows == 10000
+        assert config.train.lr_decay_epoch == (40,) and config.data.n_windows == 10000
     if arg == "smoke":
         assert config.train.epochs <= 5 and config.data.n_windows <= 2000
 
@@ -271,3 +271,23 @@ def test_every_field_of_the_base_config_has_a_rule():
     paper_only = {"networks", "experiments", "baselines_enabled"}
     assert leaves | paper_only == set(FIELD_RULES)
     assert set(FREE_SECTIONS) <= set(FIELD_RULES)
+
+
+def test_revision_fields_resolve_and_refuse_in_one_line():
+    c = load(os.path.join(REPO, "configs", "unet.py")).get_config("smoke")
+    assert resolve_config(c).data.emb_mixing == "sum"
+    c.data.revision = "first"
+    assert resolve_config(c).data.emb_mixing == "mean_of_scaled"
+    c.data.revision = "final"
+    with pytest.raises(ConfigError, match="data.revision='final' draws an inter-patient split"):
+        resolve_config(c)
+    c.data.revision = "paper"
+    c.train.lr_decay_epoch, c.train.lr_decay_factor = ("50,70",), ("0.1",)
+    with pytest.raises(ConfigError, match="train.lr_decay_epoch has 2 value"):
+        resolve_config(c)
+    c.train.lr_decay_factor = ("0.1,0.05",)
+    t = resolve_config(c).train
+    assert t.lr_decay_epoch == (50, 70) and t.lr_decay_factor == (0.1, 0.05)
+    c.train.lr_decay_epoch = ("70,50",)
+    with pytest.raises(ConfigError, match="must increase"):
+        resolve_config(c)

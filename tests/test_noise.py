@@ -41,23 +41,48 @@ def test_per_window_snr_array_and_vmap():
                                rtol=1e-6)
 
 
-def test_emb_is_the_sum_scaled_as_one_noise():
+def _mix(clean, seg, recipe, snr):
+    comps = jnp.asarray(np.stack([seg[k] for k in recipe.components]))
+    return np.asarray(noise.mix_components(jnp.asarray(clean), comps, jnp.ones(len(recipe.components)),
+                                           jnp.float32(snr), jnp.float32(recipe.divisor), recipe.scale_each))
+
+
+def _scale(clean, n, snr):
+    return np.sqrt((clean ** 2).mean(axis=(1, 2)) / ((n ** 2).mean(axis=(1, 2)) * 10 ** (snr / 10)))[:, None, None]
+
+
+def test_emb_recipes_of_the_three_revisions_against_numpy():
     rng = np.random.default_rng(1)
-    seg = {t: rng.normal(size=(3, 32, 2)).astype(np.float32) for t in ("bw", "em", "ma")}
-    emb = np.asarray(noise.noise_for_type(seg, "emb"))
-    np.testing.assert_allclose(emb, seg["bw"] + seg["em"] + seg["ma"], rtol=1e-6)
-    assert np.array_equal(np.asarray(noise.noise_for_type(seg, "em")), seg["em"])
-    clean = rng.normal(size=(3, 32, 2)).astype(np.float32)
-    total = seg["bw"] + seg["em"] + seg["ma"]
-    scale = np.sqrt((clean ** 2).mean(axis=(1, 2)) / ((total ** 2).mean(axis=(1, 2)) * 10 ** 0.2))
-    expected = clean + scale[:, None, None] * total
-    got = noise.mix_at_snr(jnp.asarray(clean), jnp.asarray(emb), 2.0)
-    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
+    raw = {t: rng.normal(size=(3, 32, 2)) for t in ("bw", "em", "ma")}
+    clean = rng.normal(size=(3, 32, 2))
+    total = raw["bw"] + raw["em"] + raw["ma"]
+    # paper: the sum of the shared segments, scaled as one noise
+    r = noise.noise_recipe("emb", 2.0, revision="paper")
+    assert r == noise.NoiseRecipe(("bw", "em", "ma"), 1.0, False)
+    np.testing.assert_allclose(_mix(clean, raw, r, 2.0), clean + _scale(clean, total, 2) * total,
+                               rtol=1e-5, atol=1e-5)
+    # first: each noise scaled on its own against the clean window, then averaged
+    r = noise.noise_recipe("emb", -4.0, revision="first", emb_mixing="mean_of_scaled")
+    assert r == noise.NoiseRecipe(("bw", "em", "ma"), 3.0, True)
+    expected = clean + sum(_scale(clean, raw[t], -4) * raw[t] for t in raw) / 3
+    np.testing.assert_allclose(_mix(clean, raw, r, -4.0), expected, rtol=1e-5, atol=1e-5)
+    # final: segments of their own per SNR, averaged, scaled as one noise
+    r = noise.noise_recipe("emb", 0.0, revision="final")
+    assert r == noise.NoiseRecipe(("emb.bw@0", "emb.em@0", "emb.ma@0"), 3.0, False)
+    own = {f"emb.{t}@0": raw[t] for t in raw}
+    np.testing.assert_allclose(_mix(clean, own, r, 0.0), clean + _scale(clean, total / 3, 0) * total / 3,
+                               rtol=1e-5, atol=1e-5)
+    # a single noise type is the same under every revision, with its own key under "final"
+    assert noise.noise_recipe("em", 2.0, revision="first", emb_mixing="mean_of_scaled").components == ("em",)
+    assert noise.noise_recipe("em", -2.0, revision="final").components == ("em@-2",)
+    assert noise.raw_type_of("emb.ma@-4") == "ma" and noise.raw_type_of("bw") == "bw"
+    np.testing.assert_allclose(_mix(clean, {"em": raw["em"]}, noise.NoiseRecipe(("em",)), 2.0),
+                               clean + _scale(clean, raw["em"], 2) * raw["em"], rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_noise_type_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown noise type 'pink'; valid noise types: emb, bw, ma, em"):
-        noise.noise_for_type({}, "pink")
+        noise.noise_recipe("pink", 0.0)
 
 
 def test_zero_power_noise_gives_clean_without_nan():

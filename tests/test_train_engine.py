@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from ecg_jax.train import engine, sharding
-from ecg_jax.train.device_data import MemberConsts, SplitArrays
+from ecg_jax.train.device_data import MemberConsts, SplitArrays, abstract_member_consts
 from ecg_jax.train.program import RetraceError, TrainProgram
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,6 +58,7 @@ def small_problem(n_members: int, parallelism: str = "vmap"):
                        rng.normal(size=(3, N_TRAIN, WINDOW, 2)).astype(np.float32))
     consts = MemberConsts(
         noise_weights=np.eye(3, dtype=np.float32)[np.arange(n_members) % 3],
+        noise_divisor=np.ones(n_members, np.float32), scale_each=np.zeros(n_members, bool),
         snr_db=np.linspace(-4, 4, n_members).astype(np.float32),
         mean=np.zeros((n_members, 2), np.float32), std=np.full((n_members, 2), 1.3, np.float32))
     s = engine.TrainSettings(batch_size=BATCH, steps_per_epoch=N_TRAIN // BATCH, window=WINDOW, channels=2,
@@ -267,7 +268,7 @@ def test_memory_analysis_of_the_compiled_step_grows_with_the_members():
     def peak(m):
         init = jax.vmap(engine.make_init_one(model, s))
         state = jax.eval_shape(init, jax.ShapeDtypeStruct((m,), jnp.int32))
-        consts = MemberConsts(*(jax.ShapeDtypeStruct((m,) + t, jnp.float32) for t in ((3,), (), (2,), (2,))))
+        consts = abstract_member_consts(m, 3)
         return program.memory_analysis(state, consts, shapes)
 
     one, four = peak(1), peak(4)

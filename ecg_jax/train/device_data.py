@@ -1,8 +1,10 @@
 """The prepared windows as the program's data, plus each member's dataset constants.
 
-Only the clean windows and the three raw noise segments per window live on the
+Only the clean windows and the noise segment sets the members' recipes use
+(three for "paper"/"first": bw, em, ma shared by every SNR) live on the
 device; a member's noisy input is mixed on the fly inside the step from its
-noise weights and SNR. So the memory for data does not grow with the number of
+noise weights, divisor and SNR, by the same function that mixes on the host
+(noise.mix_components). So the memory for data does not grow with the number of
 (noise type, SNR) datasets trained at once, and no noisy copy is ever built on
 the host.
 """
@@ -12,12 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ecg_jax.config_utils import RAW_NOISE_TYPES
-from ecg_jax.noise import mix_at_snr
-from ecg_jax.train.members import Member, noise_weights
+from ecg_jax.noise import mix_components
+from ecg_jax.train.members import Member
 
 if TYPE_CHECKING:  # datasets imports heavy I/O modules; the engine only needs its arrays
     from ecg_jax.datasets import PreparedData
@@ -25,41 +25,59 @@ if TYPE_CHECKING:  # datasets imports heavy I/O modules; the engine only needs i
 
 class SplitArrays(NamedTuple):
     clean: jax.Array   # (N, L, C) mV
-    noise: jax.Array   # (3, N, L, C) raw bw, em, ma segments paired with `clean`
+    noise: jax.Array   # (K, N, L, C) the noise segment sets the members' recipes use, paired with `clean`
 
 
 class MemberConsts(NamedTuple):
     """Per-member constants; every leaf has a leading member axis."""
-    noise_weights: jax.Array  # (M, 3)
+    noise_weights: jax.Array  # (M, K) 1 for the segment sets of the member's recipe, else 0
+    noise_divisor: jax.Array  # (M,) the recipe's divisor
+    scale_each: jax.Array     # (M,) bool: components scaled on their own ("first" emb)
     snr_db: jax.Array         # (M,)
     mean: jax.Array           # (M, C) normalisation statistics of the member's dataset
     std: jax.Array            # (M, C)
 
 
-def split_arrays(prepared: "PreparedData", split: str) -> SplitArrays:
-    sl = slice(0, prepared.n_train) if split == "train" else slice(prepared.n_train, None)
-    clean = np.asarray(prepared.clean[sl], np.float32)
-    noise = np.stack([np.asarray(prepared.noise[t][sl], np.float32) for t in RAW_NOISE_TYPES])
+def segment_keys(prepared: "PreparedData", members: Sequence[Member]) -> tuple[str, ...]:
+    """The segment sets the members' datasets are mixed from, in first-use order."""
+    keys: dict[str, None] = {}
+    for m in members:
+        keys.update(dict.fromkeys(prepared.recipe(m.dataset.noise_type, m.dataset.snr_db).components))
+    return tuple(keys)
+
+
+def split_arrays(prepared: "PreparedData", split: str, keys: Sequence[str]) -> SplitArrays:
+    rows = prepared.train if split == "train" else prepared.test
+    clean = np.asarray(rows.clean, np.float32)
+    noise = np.stack([np.asarray(rows.noise[k], np.float32) for k in keys])
     return SplitArrays(clean, noise)  # host arrays; sharding.put_replicated places them
 
 
-def member_consts(prepared: "PreparedData", members: Sequence[Member]) -> MemberConsts:
+def member_consts(prepared: "PreparedData", members: Sequence[Member], keys: Sequence[str]) -> MemberConsts:
     """Host (numpy) constants of `members`; sharding.put_members places them."""
-    stats = {}
-    for m in members:
-        key = (m.dataset.noise_type, m.dataset.snr_db)
-        if key not in stats:
-            stats[key] = prepared.norm_stats(*key)
+    recipes = [prepared.recipe(m.dataset.noise_type, m.dataset.snr_db) for m in members]
+    stats = [prepared.norm_stats(m.dataset.noise_type, m.dataset.snr_db) for m in members]
     return MemberConsts(
-        noise_weights=np.stack([noise_weights(m.dataset.noise_type) for m in members]).astype(np.float32),
+        noise_weights=np.asarray([[k in r.components for k in keys] for r in recipes], np.float32),
+        noise_divisor=np.asarray([r.divisor for r in recipes], np.float32),
+        scale_each=np.asarray([r.scale_each for r in recipes], bool),
         snr_db=np.asarray([m.dataset.snr_db for m in members], np.float32),
-        mean=np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][0] for m in members]).astype(np.float32),
-        std=np.stack([stats[(m.dataset.noise_type, m.dataset.snr_db)][1] for m in members]).astype(np.float32),
+        mean=np.stack([mean for mean, _ in stats]).astype(np.float32),
+        std=np.stack([std for _, std in stats]).astype(np.float32),
     )
 
 
-def mix_member_noise(arrays: SplitArrays, idx: jax.Array, weights: jax.Array, snr_db: jax.Array):
+def abstract_member_consts(n_members: int, n_segments: int, channels: int = 2) -> MemberConsts:
+    """Shapes and dtypes of the consts of `n_members`, for lowering a program without data."""
+    shape = lambda *tail: (n_members,) + tail
+    spec = MemberConsts(noise_weights=(shape(n_segments), np.float32), noise_divisor=(shape(), np.float32),
+                        scale_each=(shape(), np.bool_), snr_db=(shape(), np.float32),
+                        mean=(shape(channels), np.float32), std=(shape(channels), np.float32))
+    return MemberConsts(*(jax.ShapeDtypeStruct(s, d) for s, d in spec))
+
+
+def mix_member_noise(arrays: SplitArrays, idx: jax.Array, consts: MemberConsts):
     """Clean windows `idx` and their noisy versions for one member (unbatched consts)."""
     clean = arrays.clean[idx]
-    noise = jnp.tensordot(weights, arrays.noise[:, idx], axes=1)
-    return clean, mix_at_snr(clean, noise, snr_db)
+    return clean, mix_components(clean, arrays.noise[:, idx], consts.noise_weights, consts.snr_db,
+                                 consts.noise_divisor, consts.scale_each)

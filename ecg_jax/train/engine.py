@@ -159,7 +159,7 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
     tx = make_optimizer(s)
 
     def step_one(state: MemberState, consts: MemberConsts, data: SplitArrays, idx):
-        clean, noisy = mix_member_noise(data, idx, consts.noise_weights, consts.snr_db)
+        clean, noisy = mix_member_noise(data, idx, consts)
         x = normalize(noisy, consts.mean, consts.std)
         y = normalize(clean, consts.mean, consts.std)  # targets use the noisy statistics
 

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.train.device_data import MemberConsts, member_consts
+from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
 from ecg_jax.train.members import Member, chunk_members, members_of
 
@@ -125,8 +125,13 @@ class Experiment:
         seeds = np.asarray([m.seed for m in chunk], np.int32)
         return sharding.put_members(seeds, self.mesh, self.padded(chunk))
 
+    def segment_keys(self, prepared) -> tuple[str, ...]:
+        """The noise segment sets on the device: those of every member of the experiment."""
+        return segment_keys(prepared, self.members)
+
     def chunk_consts(self, prepared, chunk: Sequence[Member]) -> MemberConsts:
-        return sharding.put_members(member_consts(prepared, chunk), self.mesh, self.padded(chunk))
+        consts = member_consts(prepared, chunk, self.segment_keys(prepared))
+        return sharding.put_members(consts, self.mesh, self.padded(chunk))
 
 
 def read_layout(workdir: str) -> dict | None:

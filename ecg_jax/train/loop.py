@@ -38,7 +38,7 @@ from ecg_jax.config_utils import (check_trainable, config_differences, config_to
                                   save_config, write_text_atomic)
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.train.device_data import MemberConsts, split_arrays
+from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
 from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
                                       chunks_of, read_layout)
@@ -132,8 +132,8 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
         log("NOTE: training on the built-in SYNTHETIC ECG/noise source (no PhysioNet data configured)")
 
     mesh, settings = experiment.mesh, experiment.settings
-    train_data = sharding.put_replicated(split_arrays(prepared, "train"), mesh)
-    test_data = sharding.put_replicated(split_arrays(prepared, "test"), mesh)
+    train_data = sharding.put_replicated(split_arrays(prepared, "train", experiment.segment_keys(prepared)), mesh)
+    test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), mesh)
     program_for = lambda shapes: TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
     # The probe may lower several candidate chunk shapes while planning.
     chunk_size, memory = members_per_program(experiment, workdir, program_for(16), train_data)
@@ -154,7 +154,7 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
 
     n_shapes = len({experiment.padded(c) for c in chunks})
     program = program_for(n_shapes)
-    evaluator = EvalProgram(experiment.model, settings.member_parallelism, mesh, max_shapes=n_shapes)
+    evaluator = EvalProgram.for_experiment(experiment, max_shapes=n_shapes)
     metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None
     tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None
     rows, examples = [], {}
@@ -240,7 +240,7 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
     data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
     while True:
         m = per_device * d
-        consts = MemberConsts(*(jax.ShapeDtypeStruct((m,) + shape, np.float32) for shape in ((3,), (), (2,), (2,))))
+        consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
         analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
         peak = analysis["peak_bytes"]
         if peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:

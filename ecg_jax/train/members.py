@@ -17,9 +17,7 @@ import dataclasses
 from typing import Sequence
 
 import ml_collections
-import numpy as np
 
-from ecg_jax.config_utils import RAW_NOISE_TYPES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,18 +49,6 @@ def members_of(config: ml_collections.ConfigDict) -> list[Member]:
         for s in seeds:
             out.append(Member(len(out), s, d))
     return out
-
-
-def noise_weights(noise_type: str) -> np.ndarray:
-    """Weights over the raw NSTDB noises (bw, em, ma) that make `noise_type`.
-
-    emb is the plain sum of the three segments, scaled as one noise afterwards,
-    so every noise type is a weighted sum of the stored raw segments and one
-    compiled step serves members of any noise type.
-    """
-    if noise_type == "emb":
-        return np.ones(len(RAW_NOISE_TYPES), np.float32)
-    return np.asarray([t == noise_type for t in RAW_NOISE_TYPES], np.float32)
 
 
 def chunk_members(members: Sequence[Member], max_per_program: int) -> list[list[Member]]:
