@@ -19,6 +19,9 @@ import ml_collections
 from ecg_jax.errors import ConfigError
 
 NOISE_TYPES = ("emb", "bw", "ma", "em")   # protocol order for tables
+# Training only (e.g. configs/denoiser.py): every window gets its own noise type
+# and SNR, drawn round-robin from NOISE_TYPES x snr_levels (ecg_jax/noise.py).
+MIXED_NOISE = "mixed"
 RAW_NOISE_TYPES = ("bw", "em", "ma")      # NSTDB records; emb = bw + em + ma
 SNR_LEVELS = (-4, -2, 0, 2, 4)
 SPLITS = ("reference", "inter_patient")
@@ -56,8 +59,11 @@ def parse_noise_types(value: Any) -> tuple[str, ...]:
     if not types:
         raise ConfigError(f"noise_types is empty; valid noise types: {', '.join(NOISE_TYPES)}")
     for t in types:
-        if t not in NOISE_TYPES:
-            raise ConfigError(f"unknown noise type {t!r}; valid noise types: {', '.join(NOISE_TYPES)}")
+        if t not in NOISE_TYPES + (MIXED_NOISE,):
+            raise ConfigError(f"unknown noise type {t!r}; valid noise types: {', '.join(NOISE_TYPES)} "
+                              f"(or {MIXED_NOISE} alone, for training on all of them at once)")
+    if MIXED_NOISE in types and len(types) > 1:
+        raise ConfigError(f"noise type {MIXED_NOISE!r} already covers {', '.join(NOISE_TYPES)}; give it alone")
     if len(set(types)) != len(types):
         raise ConfigError(f"noise_types has duplicates: {', '.join(types)}")
     return types

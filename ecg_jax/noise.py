@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ecg_jax.config_utils import NOISE_TYPES, RAW_NOISE_TYPES
+from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, RAW_NOISE_TYPES
 from ecg_jax.errors import ConfigError
 
 Array = jax.Array
@@ -58,12 +58,14 @@ class NoiseRecipe:
     divisor: their sum is divided by it (3 where a revision averages the three
     noises, 1 for the plain sum); scale_each: each component is scaled to the
     SNR on its own before they are combined ("first" revision emb), instead of
-    scaling the combination as one noise.
+    scaling the combination as one noise; prescaled: the components hold noise
+    already scaled (the training mixture), added as they are.
     """
 
     components: tuple[str, ...]
     divisor: float = 1.0
     scale_each: bool = False
+    prescaled: bool = False
 
 
 def segment_key(raw_type: str, snr_db: float | None = None, *, of_emb: bool = False) -> str:
@@ -86,6 +88,8 @@ def noise_recipe(noise_type: str, snr_db: float, *, revision: str = "paper",
     first: as paper, but emb = mean of the three noises, each scaled on its own.
     final: every (noise type, SNR) has its own segments; emb = (bw+em+ma)/3 scaled as one.
     """
+    if noise_type == MIXED_NOISE:
+        return NoiseRecipe((MIXED_NOISE,), prescaled=True)
     if noise_type not in NOISE_TYPES:
         raise ConfigError(f"unknown noise type {noise_type!r}; valid noise types: {', '.join(NOISE_TYPES)}")
     per_snr = snr_db if revision == "final" else None
@@ -98,13 +102,13 @@ def noise_recipe(noise_type: str, snr_db: float, *, revision: str = "paper",
 
 @jax.jit
 def mix_components(clean: Array, components: Array, weights: Array, snr_db: Array | float,
-                   divisor: Array | float, scale_each: Array | bool) -> Array:
+                   divisor: Array | float, scale_each: Array | bool, prescaled: Array | bool = False) -> Array:
     """The noisy windows of a recipe: the one mixing rule, used on the host and inside the step.
 
     clean (..., L, C); components (K, ..., L, C) stored segments; weights (K,)
-    pick the recipe's components (1) out of a bank (0 elsewhere); divisor and
-    scale_each as NoiseRecipe. Both branches are computed and `where` picks one,
-    so members of different recipes share one compiled program.
+    pick the recipe's components (1) out of a bank (0 elsewhere); divisor,
+    scale_each and prescaled as NoiseRecipe. Every branch is computed and `where`
+    picks one, so members of different recipes share one compiled program.
     """
     combined = jnp.tensordot(weights, components, axes=1) / divisor
     as_one = mix_at_snr(clean, combined, snr_db)
@@ -112,7 +116,7 @@ def mix_components(clean: Array, components: Array, weights: Array, snr_db: Arra
     p_clean = _window_power(clean)
     scales = _snr_scale(p_clean, _window_power(components), snr_db, clean.dtype)
     each = clean + jnp.tensordot(weights, scales * components, axes=1) / divisor
-    return jnp.where(scale_each, each, as_one)
+    return jnp.where(prescaled, clean + combined, jnp.where(scale_each, each, as_one))
 
 
 @jax.jit

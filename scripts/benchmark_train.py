@@ -80,7 +80,7 @@ def host_problem(steps: int) -> SplitArrays:
 def host_consts(n_members: int) -> MemberConsts:
     """emb noise at 0 dB, identity normalisation."""
     return MemberConsts(np.ones((n_members, 3), np.float32), np.ones((n_members,), np.float32),
-                        np.zeros((n_members,), bool), np.zeros((n_members,), np.float32),
+                        np.zeros((n_members,), bool), np.zeros((n_members,), bool), np.zeros((n_members,), np.float32),
                         np.zeros((n_members, CHANNELS), np.float32), np.ones((n_members, CHANNELS), np.float32))
 
 

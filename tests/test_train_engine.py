@@ -59,6 +59,7 @@ def small_problem(n_members: int, parallelism: str = "vmap"):
     consts = MemberConsts(
         noise_weights=np.eye(3, dtype=np.float32)[np.arange(n_members) % 3],
         noise_divisor=np.ones(n_members, np.float32), scale_each=np.zeros(n_members, bool),
+        prescaled=np.zeros(n_members, bool),
         snr_db=np.linspace(-4, 4, n_members).astype(np.float32),
         mean=np.zeros((n_members, 2), np.float32), std=np.full((n_members, 2), 1.3, np.float32))
     s = engine.TrainSettings(batch_size=BATCH, steps_per_epoch=N_TRAIN // BATCH, window=WINDOW, channels=2,

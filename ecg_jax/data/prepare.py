@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from ecg_jax import final_revision, records as records_lib, windows as windows_lib
-from ecg_jax.config_utils import RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
+from ecg_jax.config_utils import MIXED_NOISE, RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
 from ecg_jax.data.cache import cache_key, load_cache, resolve_cache_dir, save_cache
 from ecg_jax.data.prepared import PreparedData, SegmentBank
 from ecg_jax.errors import ConfigError
@@ -170,7 +170,10 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
         except OSError as e:
             log.warning("could not write the prepared-data cache %s (%s); continuing without it", path, e)
         log.info("prepared %s data in %.1f s (cache miss, %s)", source, time.perf_counter() - start, path)
-    return _prepared_of(arrays, data, data_dir=data_dir, cache_key=key, cache_path=path, cache_hit=hit)
+    prepared = _prepared_of(arrays, data, data_dir=data_dir, cache_key=key, cache_path=path, cache_hit=hit)
+    if tuple(config.noise_types) == (MIXED_NOISE,):
+        prepared.add_mixture(config.snr_levels)
+    return prepared
 
 
 def check_dataset(noise_type: str, snr_db: float, config: ml_collections.ConfigDict) -> tuple[str, float]:

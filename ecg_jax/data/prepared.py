@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax import noise as noise_lib
+from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
 from ecg_jax.windows import cut_windows
 
 
@@ -28,24 +29,30 @@ class SegmentBank(Mapping[str, np.ndarray]):
     Cut from the NSTDB records at the stored starts on first access and kept.
     """
 
-    def __init__(self, records: Mapping[str, np.ndarray], starts: Mapping[str, np.ndarray], window: int):
+    def __init__(self, records: Mapping[str, np.ndarray], starts: Mapping[str, np.ndarray], window: int,
+                 materialised: Mapping[str, np.ndarray] | None = None):
         self.records, self.starts, self.window = records, starts, window
+        # Entries that are not cuts of a record (the training mixture's scaled noise).
+        self.materialised = dict(materialised or {})
         self._cut: dict[str, np.ndarray] = {}
 
     def __getitem__(self, key: str) -> np.ndarray:
+        if key in self.materialised:
+            return self.materialised[key]
         if key not in self._cut:
             record = self.records[noise_lib.raw_type_of(key)]
             self._cut[key] = cut_windows(record, self.starts[key], self.window).astype(np.float32, copy=False)
         return self._cut[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.starts)
+        return iter(list(self.starts) + list(self.materialised))
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return len(self.starts) + len(self.materialised)
 
     def rows(self, rows: slice) -> "SegmentBank":
-        return SegmentBank(self.records, {k: v[rows] for k, v in self.starts.items()}, self.window)
+        return SegmentBank(self.records, {k: v[rows] for k, v in self.starts.items()}, self.window,
+                           {k: v[rows] for k, v in self.materialised.items()})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -71,7 +78,7 @@ class WindowSet:
         components = jnp.asarray(np.stack([self.noise[k] for k in r.components]))
         return np.asarray(noise_lib.mix_components(
             jnp.asarray(self.clean), components, jnp.ones(len(r.components), jnp.float32),
-            jnp.float32(snr_db), jnp.float32(r.divisor), r.scale_each))
+            jnp.float32(snr_db), jnp.float32(r.divisor), r.scale_each, r.prescaled))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -115,6 +122,20 @@ class PreparedData(WindowSet):
     @property
     def test(self) -> WindowSet:
         return self.rows(slice(self.n_train, None))
+
+    def add_mixture(self, snr_levels) -> None:
+        """The training mixture ("mixed"): window i gets noise type and SNR number i mod 20 of
+        NOISE_TYPES x snr_levels (the rows are in random order already, so every
+        combination gets a random, equal share of train and of test windows).
+        Stored as the scaled noise each window receives, mixed by the usual recipes."""
+        combos = [(t, s) for t in NOISE_TYPES for s in snr_levels]
+        added = np.empty_like(self.clean)
+        for c, (noise_type, snr_db) in enumerate(combos):
+            rows = slice(c, None, len(combos))
+            part = self.rows(rows)
+            added[rows] = part.noisy(noise_type, snr_db) - part.clean
+        self.noise.materialised[MIXED_NOISE] = added
+        self._stats.clear()
 
     def dataset_stats(self, noise_type: str, snr_db: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(per-window input SNR (N,), mean (C,), std (C,)) of one dataset.

@@ -33,6 +33,7 @@ class MemberConsts(NamedTuple):
     noise_weights: jax.Array  # (M, K) 1 for the segment sets of the member's recipe, else 0
     noise_divisor: jax.Array  # (M,) the recipe's divisor
     scale_each: jax.Array     # (M,) bool: components scaled on their own ("first" emb)
+    prescaled: jax.Array      # (M,) bool: components are scaled noise (the training mixture)
     snr_db: jax.Array         # (M,)
     mean: jax.Array           # (M, C) normalisation statistics of the member's dataset
     std: jax.Array            # (M, C)
@@ -61,6 +62,7 @@ def member_consts(prepared: "PreparedData", members: Sequence[Member], keys: Seq
         noise_weights=np.asarray([[k in r.components for k in keys] for r in recipes], np.float32),
         noise_divisor=np.asarray([r.divisor for r in recipes], np.float32),
         scale_each=np.asarray([r.scale_each for r in recipes], bool),
+        prescaled=np.asarray([r.prescaled for r in recipes], bool),
         snr_db=np.asarray([m.dataset.snr_db for m in members], np.float32),
         mean=np.stack([mean for mean, _ in stats]).astype(np.float32),
         std=np.stack([std for _, std in stats]).astype(np.float32),
@@ -71,7 +73,7 @@ def abstract_member_consts(n_members: int, n_segments: int, channels: int = 2) -
     """Shapes and dtypes of the consts of `n_members`, for lowering a program without data."""
     shape = lambda *tail: (n_members,) + tail
     spec = MemberConsts(noise_weights=(shape(n_segments), np.float32), noise_divisor=(shape(), np.float32),
-                        scale_each=(shape(), np.bool_), snr_db=(shape(), np.float32),
+                        scale_each=(shape(), np.bool_), prescaled=(shape(), np.bool_), snr_db=(shape(), np.float32),
                         mean=(shape(channels), np.float32), std=(shape(channels), np.float32))
     return MemberConsts(*(jax.ShapeDtypeStruct(s, d) for s, d in spec))
 
@@ -80,4 +82,4 @@ def mix_member_noise(arrays: SplitArrays, idx: jax.Array, consts: MemberConsts):
     """Clean windows `idx` and their noisy versions for one member (unbatched consts)."""
     clean = arrays.clean[idx]
     return clean, mix_components(clean, arrays.noise[:, idx], consts.noise_weights, consts.snr_db,
-                                 consts.noise_divisor, consts.scale_each)
+                                 consts.noise_divisor, consts.scale_each, consts.prescaled)

@@ -17,6 +17,9 @@ import dataclasses
 from typing import Sequence
 
 import ml_collections
+import numpy as np
+
+from ecg_jax.config_utils import MIXED_NOISE
 
 
 
@@ -38,7 +41,14 @@ class Member:
 
 
 def datasets_of(config: ml_collections.ConfigDict) -> list[Dataset]:
-    """The (noise type, SNR) grid of a resolved config, noise-type-major."""
+    """The (noise type, SNR) grid of a resolved config, noise-type-major.
+
+    The training mixture ("mixed") is one dataset; its snr_db is the mean of the
+    levels its windows are drawn from (0 dB for -4..4), the nominal value a
+    results row needs.
+    """
+    if tuple(config.noise_types) == (MIXED_NOISE,):
+        return [Dataset(MIXED_NOISE, float(np.mean(config.snr_levels)))]
     return [Dataset(n, s) for n in config.noise_types for s in config.snr_levels]
 
 
