@@ -1,0 +1,340 @@
+"""Reading and writing ECG recordings by file extension, a block of samples at a time.
+
+Readers give float32 samples in mV, shape (samples, leads), for any slice, so
+a 24-hour recording never has to be held in memory as float64:
+
+  .csv   one column per lead, optional header row of lead names; values in mV; needs fs
+  .npy   (samples,) or (samples, leads), any numeric dtype, in mV; needs fs (memory-mapped)
+  .hea   WFDB record (the .dat next to it): fs, lead names and units from the header
+  .edf   EDF/EDF+ (edfio): fs, labels and physical units from the file; every
+         ordinary signal must share one sampling rate
+
+µV and V are converted to mV on reading and back on writing; other unit
+strings (or none) are taken as mV. Writers take mV blocks in order and
+write them to a temporary file that is renamed when complete:
+
+  .csv   mV, "%.6f", header row of lead names when the input had names
+  .npy   float32 mV (an np.lib.format.open_memmap file, filled block by block)
+  .hea   WFDB format 16 (.hea + .dat), same rate, lead names and units as the
+         input; the input's ADC gain and baseline when it was WFDB, else
+         1000 units per mV (1 µV steps). NaN is written as WFDB's invalid sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+
+from ecg_jax.errors import DenoiseInputError
+
+INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")
+OUTPUT_EXTENSIONS = (".csv", ".npy", ".hea")
+NEEDS_FS = (".csv", ".npy")
+
+_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+_WFDB_INVALID = -32768   # format 16's "no sample" value
+
+
+def to_mv_factor(unit: str | None) -> float:
+    """Multiply a value in `unit` by this to get mV (unknown or empty units count as mV)."""
+    return _TO_MV.get((unit or "mV").strip().lower(), 1.0)
+
+
+@dataclasses.dataclass
+class Recording:
+    """A readable recording: `read(start, stop)` -> float32 (stop - start, leads) in mV."""
+    path: str
+    fs: float | None
+    n_samples: int
+    n_leads: int
+    read_mv: Callable[[int, int], np.ndarray]
+    lead_names: list[str] | None = None
+    units: list[str] | None = None           # units of the file (mV when it has none)
+    wfdb_gain: list[float] | None = None      # ADC gain and baseline of a WFDB input
+    wfdb_baseline: list[int] | None = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.read_mv(start, stop), np.float32).reshape(stop - start, self.n_leads)
+
+    @property
+    def output_units(self) -> list[str]:
+        return list(self.units or ["mV"] * self.n_leads)
+
+
+def extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> Recording:
+    """A (samples,) or (samples, leads) array in mV as a Recording (no copy for a memmap)."""
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise DenoiseInputError(f"{path}: expected (samples,) or (samples, leads), got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DenoiseInputError(f"{path}: expected real numbers, got dtype {x.dtype}")
+    return Recording(path, fs, x.shape[0], x.shape[1], lambda a, b: x[a:b])
+
+
+def open_recording(path: str, fs: float | None = None) -> Recording:
+    """Open a recording by extension; `fs` is required for .csv and .npy (and overrides nothing else)."""
+    ext = extension(path)
+    if ext not in INPUT_EXTENSIONS:
+        raise DenoiseInputError(f"{path}: unknown input extension {ext or '(none)'!r}; "
+                                f"valid: {', '.join(INPUT_EXTENSIONS)}")
+    if not os.path.exists(path):
+        raise DenoiseInputError(f"input file {path} does not exist")
+    if ext in NEEDS_FS and not fs:
+        raise DenoiseInputError(f"{path}: a {ext} file has no sampling rate; give it with --fs HZ")
+    if fs is not None and not (np.isfinite(fs) and fs > 0):
+        raise DenoiseInputError(f"sampling rate must be a positive number, got {fs}")
+    try:
+        if ext == ".csv":
+            return _read_csv(path, fs)
+        if ext == ".npy":
+            return _read_npy(path, fs)
+        if ext == ".hea":
+            return _read_wfdb(path)
+        return _read_edf(path)
+    except DenoiseInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file the library cannot parse is bad input, one line
+        raise DenoiseInputError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
+            from None
+
+
+def _has_header(path: str) -> bool:
+    with open(path) as f:
+        first = f.readline()
+    cells = [c.strip() for c in first.strip().split(",")]
+    try:
+        [float(c) for c in cells if c]
+        return False
+    except ValueError:
+        return True
+
+
+def _read_csv(path: str, fs: float) -> Recording:
+    import pandas as pd
+
+    header = _has_header(path)
+    # float32 from the parser: no float64 copy of a long recording.
+    table = pd.read_csv(path, header=0 if header else None, dtype=np.float32, skipinitialspace=True)
+    x = np.ascontiguousarray(table.to_numpy(np.float32))
+    rec = array_recording(x, fs, path)
+    if header:
+        rec.lead_names = [str(c).strip() for c in table.columns]
+    return rec
+
+
+def _read_npy(path: str, fs: float) -> Recording:
+    x = np.load(path, mmap_mode="r", allow_pickle=False)
+    if x.ndim == 2 and x.shape[1] > x.shape[0]:
+        raise DenoiseInputError(f"{path}: expected samples x leads, got shape {x.shape} (more leads than "
+                                f"samples); save the transpose")
+    return array_recording(x, fs, path)
+
+
+def _record_name(path: str) -> str:
+    return os.path.splitext(path)[0]
+
+
+def _read_wfdb(path: str) -> Recording:
+    import wfdb
+
+    name = _record_name(path)
+    header = wfdb.rdheader(name)
+    if not header.sig_len or not header.n_sig:
+        raise DenoiseInputError(f"{path}: the header names no samples or no signals")
+    units = [u or "mV" for u in (header.units or ["mV"] * header.n_sig)]
+    factors = np.asarray([to_mv_factor(u) for u in units], np.float64)
+
+    def read(a: int, b: int) -> np.ndarray:
+        signal = wfdb.rdrecord(name, sampfrom=a, sampto=b, physical=True).p_signal
+        return signal * factors
+
+    return Recording(path, float(header.fs), int(header.sig_len), int(header.n_sig), read,
+                     lead_names=list(header.sig_name), units=units,
+                     wfdb_gain=[float(g) for g in header.adc_gain],
+                     wfdb_baseline=[int(b) for b in header.baseline])
+
+
+def _read_edf(path: str) -> Recording:
+    import edfio
+
+    edf = edfio.read_edf(path, lazy_load_data=True)
+    signals = list(edf.signals)
+    if not signals:
+        raise DenoiseInputError(f"{path}: the EDF file holds no signals")
+    rates = sorted({float(s.sampling_frequency) for s in signals})
+    if len(rates) > 1:
+        raise DenoiseInputError(f"{path}: the EDF signals have different sampling rates ({rates} Hz); "
+                                f"export the ECG leads at one rate")
+    fs = rates[0]
+    n = min(edf.num_data_records * s.samples_per_data_record for s in signals)
+    units = [s.physical_dimension or "mV" for s in signals]
+    factors = [to_mv_factor(u) for u in units]
+
+    def read(a: int, b: int) -> np.ndarray:
+        return np.stack([s.get_data_slice(a / fs, b / fs) * f for s, f in zip(signals, factors)], axis=1)
+
+    return Recording(path, fs, int(n), len(signals), read, lead_names=[s.label for s in signals], units=units)
+
+
+# ------------------------------------------------------------------ writers
+
+class Writer:
+    """Takes consecutive mV blocks; `commit()` renames the temporary file(s) into place."""
+
+    def __init__(self, path: str, final_paths: list[str]):
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self._moves = []
+        for final in final_paths:
+            fd, tmp = tempfile.mkstemp(prefix=".denoise-", suffix=extension(final), dir=directory)
+            os.close(fd)
+            self._moves.append((tmp, final))
+
+    @property
+    def tmp(self) -> str:
+        return self._moves[0][0]
+
+    def write(self, block_mv: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Flush and close before the rename."""
+
+    def commit(self) -> None:
+        self.finish()
+        for tmp, final in self._moves:
+            os.replace(tmp, final)
+
+    def discard(self) -> None:
+        for tmp, _ in self._moves:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+class NpyWriter(Writer):
+    def __init__(self, path: str, n_samples: int, n_leads: int):
+        super().__init__(path, [path])
+        self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=(n_samples, n_leads))
+        self._at = 0
+
+    def write(self, block_mv: np.ndarray) -> None:
+        self._array[self._at:self._at + len(block_mv)] = block_mv
+        self._at += len(block_mv)
+
+    def finish(self) -> None:
+        self._array.flush()
+        del self._array
+
+
+class CsvWriter(Writer):
+    def __init__(self, path: str, lead_names: list[str] | None):
+        super().__init__(path, [path])
+        self._file = open(self.tmp, "w")
+        if lead_names:
+            self._file.write(",".join(lead_names) + "\n")
+
+    def write(self, block_mv: np.ndarray) -> None:
+        np.savetxt(self._file, np.asarray(block_mv), fmt="%.6f", delimiter=",")
+
+    def finish(self) -> None:
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        super().discard()
+
+
+class WfdbWriter(Writer):
+    """WFDB format 16: interleaved little-endian int16 written block by block; header at the end."""
+
+    def __init__(self, path: str, recording: Recording, n_samples: int):
+        name = _record_name(path)
+        super().__init__(path, [name + ".dat", name + ".hea"])
+        self.record = os.path.basename(name)
+        self.fs, self.n_samples = recording.fs, n_samples
+        self.units = recording.output_units
+        self.names = list(recording.lead_names or [f"lead{i}" for i in range(recording.n_leads)])
+        n = recording.n_leads
+        if recording.wfdb_gain is not None:
+            self.gain = np.asarray([g if g else 200.0 for g in recording.wfdb_gain])   # WFDB: gain 0 means 200
+            self.baseline = np.asarray(recording.wfdb_baseline, np.int64)
+        else:
+            self.gain = np.asarray([1000.0 * to_mv_factor(u) for u in self.units])   # 1 µV steps
+            self.baseline = np.zeros(n, np.int64)
+        self._per_mv = self.gain / np.asarray([to_mv_factor(u) for u in self.units])
+        self._dat = open(self._moves[0][0], "wb")
+        self._checksum = np.zeros(n, np.int64)
+        self._first: np.ndarray | None = None
+
+    def write(self, block_mv: np.ndarray) -> None:
+        digital = np.round(np.asarray(block_mv, np.float64) * self._per_mv + self.baseline)
+        digital = np.where(np.isfinite(digital), np.clip(digital, _WFDB_INVALID + 1, 32767), _WFDB_INVALID)
+        digital = digital.astype("<i2")
+        if self._first is None and len(digital):
+            self._first = digital[0].astype(np.int64)
+        self._checksum += digital.astype(np.int64).sum(axis=0)
+        digital.tofile(self._dat)
+
+    def finish(self) -> None:
+        import wfdb
+
+        self._dat.close()
+        n = len(self.names)
+        record = wfdb.Record(
+            record_name=self.record, n_sig=n, fs=self.fs, sig_len=self.n_samples,
+            file_name=[self.record + ".dat"] * n, fmt=["16"] * n, adc_gain=[float(g) for g in self.gain],
+            baseline=[int(b) for b in self.baseline], units=self.units, sig_name=self.names,
+            adc_res=[16] * n, adc_zero=[0] * n, block_size=[0] * n,
+            init_value=[int(v) for v in (self._first if self._first is not None else np.zeros(n))],
+            checksum=[int(c) for c in self._checksum % 65536])
+        # wrheader writes <record>.hea into a folder: write it in a private one, then move it
+        # to the temporary name that commit() renames.
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(self._moves[1][0])) as folder:
+            record.wrheader(write_dir=folder)
+            os.replace(os.path.join(folder, self.record + ".hea"), self._moves[1][0])
+
+    def discard(self) -> None:
+        self._dat.close()
+        super().discard()
+
+
+def check_output_path(path: str, overwrite: bool = False) -> None:
+    """Refuse an unknown output extension or an existing output before any work is done."""
+    ext = extension(path)
+    if ext not in OUTPUT_EXTENSIONS:
+        raise DenoiseInputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
+                                f"valid: {', '.join(OUTPUT_EXTENSIONS)}")
+    finals = [_record_name(path) + ".dat", path] if ext == ".hea" else [path]
+    existing = [p for p in finals if os.path.exists(p)]
+    if existing and not overwrite:
+        raise DenoiseInputError(f"{existing[0]} exists; refusing to overwrite it (use --overwrite)")
+
+
+def open_writer(path: str, recording: Recording, n_samples: int) -> Writer:
+    ext = extension(path)
+    if ext == ".npy":
+        return NpyWriter(path, n_samples, recording.n_leads)
+    if ext == ".csv":
+        return CsvWriter(path, recording.lead_names)
+    if ext == ".hea":
+        return WfdbWriter(path, recording, n_samples)
+    raise DenoiseInputError(f"{path}: unknown output extension {ext!r}; valid: {', '.join(OUTPUT_EXTENSIONS)}")

@@ -1,0 +1,134 @@
+"""Portable weights: one `.npz` that `ecg_jax.denoise` loads without the training workdir.
+
+Layout (numpy arrays only, so `np.load(path, allow_pickle=False)` reads it):
+
+  params/<flax path joined by '/'>        (K, ...) one slice per member
+  batch_stats/<flax path joined by '/'>   (K, ...) networks with BatchNorm only
+  norm_mean, norm_std                     (K, 2) float32, mV: each member's fixed input normalisation
+  meta                                    0-d unicode array: a JSON object (see `build_meta`)
+
+K >= 1 members share one network and its options; K > 1 is a seed ensemble
+whose outputs are averaged. The file is written to a temporary name and
+renamed, and an existing file is never replaced unless asked to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import numpy as np
+from flax import traverse_util
+
+from ecg_jax.errors import EcgJaxError
+
+FORMAT = "ecg-jax-weights"
+FORMAT_VERSION = 1
+COLLECTIONS = ("params", "batch_stats")
+NORMALIZATION_RULE = (
+    "x_net = (x_mV - norm_mean) / norm_std per lead, output_mV = y_net * norm_std + norm_mean; "
+    "norm_mean/norm_std are fixed numbers from training (per-channel mean and std, in mV, of the "
+    "member's noisy training windows), so denoising needs no knowledge of the recording's noise type or SNR")
+
+
+class WeightsError(EcgJaxError):
+    """A weights file that is missing, not ours, or inconsistent."""
+
+
+def stack_variables(members: list[Mapping[str, Any]]) -> dict:
+    """Per-member variable trees (identical structure) -> one tree with a leading member axis."""
+    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *members)
+
+
+def member_variables(stacked: Mapping[str, Any], k: int) -> dict:
+    """Member k's variables from a stacked tree."""
+    return jax.tree_util.tree_map(lambda x: x[k], stacked)
+
+
+def save_weights(path: str, variables_stacked: Mapping[str, Any], norm_mean, norm_std,
+                 meta: Mapping[str, Any], overwrite: bool = False) -> str:
+    """Write the weights file atomically; returns its path.
+
+    `variables_stacked`: {"params": tree, ["batch_stats": tree]} with a leading member axis K;
+    `norm_mean`, `norm_std`: (K, 2) mV; `meta`: JSON-able, must name "network" and "options".
+    """
+    if os.path.exists(path) and not overwrite:
+        raise WeightsError(f"{path} exists; refusing to overwrite it (pass overwrite=True or choose another name)")
+    mean, std = np.asarray(norm_mean, np.float32), np.asarray(norm_std, np.float32)
+    arrays: dict[str, np.ndarray] = {}
+    for collection in COLLECTIONS:
+        if variables_stacked.get(collection):
+            flat = traverse_util.flatten_dict(jax.device_get(dict(variables_stacked[collection])), sep="/")
+            arrays.update({f"{collection}/{k}": np.asarray(v) for k, v in flat.items()})
+    sizes = {v.shape[0] for v in arrays.values()}
+    if len(sizes) != 1 or mean.shape != (next(iter(sizes)), 2) or std.shape != mean.shape:
+        raise WeightsError(f"inconsistent member axes: variables {sorted(sizes)}, norm_mean {mean.shape}, "
+                           f"norm_std {std.shape}")
+    if "network" not in meta or "options" not in meta:
+        raise WeightsError("meta must name the network and its options")
+    full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "normalization_rule": NORMALIZATION_RULE,
+                 **meta, "members_count": int(mean.shape[0])}
+    arrays.update(norm_mean=mean, norm_std=std, meta=np.asarray(json.dumps(full_meta)))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        if os.path.exists(path) and not overwrite:   # someone else wrote it meanwhile
+            raise WeightsError(f"{path} appeared while writing; refusing to overwrite it")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_meta(path: str) -> dict:
+    """The meta JSON of a weights file (without loading the arrays' values)."""
+    with _open(path) as data:
+        return _meta(data, path)
+
+
+def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, dict]:
+    """(model, variables_stacked, norm_mean (K, 2), norm_std (K, 2), meta) from a weights file."""
+    from ecg_jax.models import create_model
+
+    with _open(path) as data:
+        meta = _meta(data, path)
+        variables: dict[str, Any] = {}
+        for collection in COLLECTIONS:
+            prefix = f"{collection}/"
+            flat = {k[len(prefix):]: np.asarray(data[k]) for k in data.files if k.startswith(prefix)}
+            if flat:
+                variables[collection] = traverse_util.unflatten_dict(flat, sep="/")
+        mean, std = np.asarray(data["norm_mean"], np.float32), np.asarray(data["norm_std"], np.float32)
+    if "params" not in variables:
+        raise WeightsError(f"{path} holds no parameters")
+    model = create_model(meta["network"], **meta.get("options", {}))
+    return model, variables, mean, std, meta
+
+
+def _open(path: str):
+    if not os.path.exists(path):
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - whatever numpy raises for a file that is not an npz
+        raise WeightsError(f"{path} is not a weights file ({type(e).__name__}: {e})") from None
+
+
+def _meta(data, path: str) -> dict:
+    missing = {"meta", "norm_mean", "norm_std"} - set(data.files)
+    if missing:
+        raise WeightsError(f"{path} is not an ecg-jax weights file (missing {', '.join(sorted(missing))})")
+    meta = json.loads(str(data["meta"]))
+    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+        raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r} "
+                           f"version {meta.get('format_version')!r} (this code reads {FORMAT} <= {FORMAT_VERSION})")
+    return meta

@@ -1,0 +1,49 @@
+"""Denoise an ECG recording of any sampling rate, length and format with a trained network.
+
+  python scripts/denoise.py holter.hea --output clean.hea                  # WFDB in, WFDB out (same rate)
+  python scripts/denoise.py ecg.csv --fs 500 --output clean.csv --plot ecg.png
+  python scripts/denoise.py ecg.npy --fs 250 --output clean.npy --weights my.npz
+  python scripts/denoise.py rec.edf --output clean.npy --workdir runs/dancer --member all
+
+Inputs: .csv (one column per lead, optional header; needs --fs), .npy
+(samples x leads; needs --fs), .hea (WFDB), .edf. Outputs: .csv, .npy, .hea.
+Values in mV (WFDB/EDF units are read from the file). Default weights:
+weights/dancer.npz. Bad input: one line on stderr, exit status 2.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.errors import DenoiseInputError  # noqa: E402
+
+_OUTPUT = flags.DEFINE_string("output", None, "Output file: .csv, .npy or .hea (WFDB).", required=True)
+_FS = flags.DEFINE_float("fs", None, "Sampling rate in Hz (required for .csv and .npy inputs).")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Weights file (.npz from scripts/export.py); "
+                               "default weights/dancer.npz.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Use a training workdir's checkpoints instead of a weights file.")
+_MEMBER = flags.DEFINE_string("member", "all", "Member index, or 'all' to average every member (seed ensemble).")
+_PLOT = flags.DEFINE_string("plot", None, "PNG of the first 10 s: input vs denoised, per lead.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise DenoiseInputError("give exactly one input file: scripts/denoise.py INPUT --output OUTPUT [--fs HZ]")
+    if _WEIGHTS.value and _WORKDIR.value:
+        raise DenoiseInputError("give either --weights or --workdir, not both")
+    from ecg_jax.denoise import denoise_file
+
+    summary = denoise_file(argv[1], _OUTPUT.value, fs=_FS.value, weights=_WEIGHTS.value, workdir=_WORKDIR.value,
+                           member=_MEMBER.value, plot=_PLOT.value, overwrite=_OVERWRITE.value,
+                           progress=sys.stderr.isatty())
+    print(f"denoised {summary['seconds']:.1f} s x {summary['leads']} lead(s) at {summary['fs']:g} Hz "
+          f"-> {summary['output']} ({summary['wall_s']:.1f} s)")
+
+
+if __name__ == "__main__":
+    app.run(run_main(main))
