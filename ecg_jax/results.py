@@ -7,11 +7,14 @@ Row schema (readers ignore any other keys, e.g. "experiment", "n_test"):
   seed        int | null   null for deterministic methods (FFT, DWT)
   split       str    "reference" | "inter_patient"
   source      str    "physionet" | "synthetic"
+  revision    str    protocol revision: "paper" | "first" | "final" (rows written before
+                     revisions existed have none and read as "paper")
   metrics     object exactly the METRIC_NAMES keys, floats (means over test windows)
   diverged    bool   optional; always true when a metric is not finite
 
 JSON has no NaN/Infinity, so non-finite metrics are written as null and read
-back as NaN. A run is (method, noise_type, snr_db, seed, split, source); a
+back as NaN. A run is (method, noise_type, snr_db, seed, split, source,
+revision), so e.g. "first" and "paper" FFT rows never replace each other; a
 row's identity is its run plus `epochs`, the epoch it was scored at, so an
 evaluation of an older checkpoint sits beside the final numbers instead of
 replacing them (the tables use each run's final epoch unless asked). When
@@ -28,7 +31,7 @@ import os
 import re
 from typing import Any, Iterable
 
-from ecg_jax.config_utils import NOISE_TYPES, SPLITS
+from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, REVISIONS, SPLITS
 from ecg_jax.errors import DataError
 from ecg_jax.metrics import METRIC_NAMES
 
@@ -38,6 +41,7 @@ DATA_SOURCES = ("physionet", "synthetic")
 METHOD_DISPLAY_NAMES = {
     "fft": "FFT",
     "dwt": "DWT",
+    "emd": "EMD",
     "unet": "U-Net",
     "dacnn": "DACNN",
     "acdae": "ACDAE",
@@ -51,21 +55,32 @@ METHOD_DISPLAY_NAMES = {
 # The full CIADNet is the last row of the ablation table, under this name.
 ABLATION_DISPLAY_NAMES = {**METHOD_DISPLAY_NAMES, "ciadnet": "+ Channel & Spatial Shrink"}
 
-MAIN_TABLE_METHODS = ("fft", "dwt", "unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+MAIN_TABLE_METHODS = ("fft", "dwt", "emd", "unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
 ABLATION_METHODS = ("ciadnet_base", "ciadnet_channel", "ciadnet_spatial", "ciadnet")
 
 _METHOD_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
-_CORE_FIELDS = ("method", "noise_type", "snr_db", "seed", "split", "source", "metrics")
+_CORE_FIELDS = ("method", "noise_type", "snr_db", "seed", "split", "source", "metrics", "revision")
+DEFAULT_REVISION = "paper"
 
 
 def display_name(method: str) -> str:
     return METHOD_DISPLAY_NAMES.get(method, method)
 
 
+def key_of(method: str, noise_type: str, snr_db: float, seed: int | None, split: str, source: str,
+           revision: str = DEFAULT_REVISION) -> tuple:
+    """The run key of these fields (see `run_key`); for code that expects rows before they exist."""
+    key = (method, noise_type, float(snr_db), seed, split, source)
+    # "paper" keys keep the 6 fields they had before revisions existed, so keys
+    # built by older code (and rows without a revision) still match.
+    return key if revision == DEFAULT_REVISION else key + (revision,)
+
+
 def run_key(row: dict) -> tuple:
-    """The identity of a run (method, dataset, seed, protocol), whatever epoch it was scored at."""
-    return (row["method"], row["noise_type"], float(row["snr_db"]), row["seed"],
-            row["split"], row["source"])
+    """The identity of a run (method, dataset, seed, protocol incl. revision), whatever epoch it was
+    scored at."""
+    return key_of(row["method"], row["noise_type"], row["snr_db"], row["seed"], row["split"],
+                  row["source"], row.get("revision", DEFAULT_REVISION))
 
 
 def row_key(row: dict) -> tuple:
@@ -79,16 +94,18 @@ def _is_number(x: Any) -> bool:
 
 
 def make_row(method: str, noise_type: str, snr_db: float, seed: int | None, split: str,
-             source: str, metrics: dict[str, Any], **extra: Any) -> dict:
+             source: str, metrics: dict[str, Any], revision: str = DEFAULT_REVISION, **extra: Any) -> dict:
     """A validated results row. Raises ValueError for a malformed field.
+
+    `revision` is the protocol revision the run used ("paper" by default).
 
     `metrics` must have exactly the METRIC_NAMES keys; numpy/jax scalars are
     converted to float. A non-finite metric sets `diverged: true`.
     """
     if not isinstance(method, str) or not _METHOD_ID.match(method):
         raise ValueError(f"method must be a lower-case id like 'unet', got {method!r}")
-    if noise_type not in NOISE_TYPES:
-        raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+    if noise_type not in NOISE_TYPES + (MIXED_NOISE,):
+        raise ValueError(f"noise_type must be one of {NOISE_TYPES + (MIXED_NOISE,)}, got {noise_type!r}")
     if not _is_number(snr_db) or not math.isfinite(float(snr_db)):
         raise ValueError(f"snr_db must be a finite number, got {snr_db!r}")
     if seed is not None and not (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
@@ -97,6 +114,8 @@ def make_row(method: str, noise_type: str, snr_db: float, seed: int | None, spli
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source not in DATA_SOURCES:
         raise ValueError(f"source must be one of {DATA_SOURCES}, got {source!r}")
+    if revision not in REVISIONS:
+        raise ValueError(f"revision must be one of {REVISIONS}, got {revision!r}")
     if set(metrics) != set(METRIC_NAMES):
         missing, unknown = set(METRIC_NAMES) - set(metrics), set(metrics) - set(METRIC_NAMES)
         raise ValueError(f"metrics keys must be {METRIC_NAMES}; missing {sorted(missing)}, "
@@ -115,7 +134,7 @@ def make_row(method: str, noise_type: str, snr_db: float, seed: int | None, spli
         "method": method, "noise_type": noise_type,
         "snr_db": int(snr) if snr.is_integer() else snr,
         "seed": None if seed is None else int(seed),
-        "split": split, "source": source, "metrics": values,
+        "split": split, "source": source, "revision": revision, "metrics": values,
     }
     row.update(extra)
     if not all(math.isfinite(v) for v in values.values()):
@@ -195,7 +214,8 @@ def _parse_row(line: str, where: str) -> dict:
     try:
         raw = json.loads(line)
         metrics = {k: (math.nan if v is None else v) for k, v in raw["metrics"].items()}
-        core = {k: raw[k] for k in _CORE_FIELDS if k != "metrics"}
+        core = {k: raw[k] for k in _CORE_FIELDS if k not in ("metrics", "revision")}
+        core["revision"] = raw.get("revision", DEFAULT_REVISION)
         extra = {k: v for k, v in raw.items() if k not in _CORE_FIELDS}
         return make_row(metrics=metrics, **core, **extra)
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
@@ -229,10 +249,29 @@ def format_rows(rows: Iterable[dict]) -> str:
         m = r["metrics"]
         seed = "-" if r.get("seed") is None else str(r["seed"])
         flag = "  DIVERGED" if r.get("diverged") else ""
+        settings = settings_text(r)
+        flag += f"  {settings}" if settings else ""
         lines.append(f"{r['method']:<18} {r['noise_type']:<5} {float(r['snr_db']):>6g} {seed:>5} "
                      f"{m['snr_db']:>10.4f} {m['rmse']:>9.4f} {m['snr_improvement_db']:>8.4f} "
-                     f"{m['prd']:>8.2f} {m['cosine']:>7.4f}  {r['source']}/{r['split']}{flag}")
+                     f"{m['prd']:>8.2f} {m['cosine']:>7.4f}  {r['source']}/{r['split']}/"
+                     f"{r.get('revision', DEFAULT_REVISION)}{flag}")
     return "\n".join(lines)
+
+
+def settings_text(row: dict) -> str:
+    """The settings a baseline row records, in words ("" for rows without any)."""
+    parts = []
+    if "imf_slice" in row:
+        parts.append(f"IMF rows {row['imf_slice']}")
+    if "approx_factor" in row:
+        parts.append(f"universal: approximation {row['approx_factor']}, details {row['detail_factor']}")
+    elif "threshold" in row:
+        parts.append(f"threshold {row['threshold']:g}")
+    if row.get("on_normalized"):
+        parts.append("on normalised windows")
+    if row.get("threshold_search"):
+        parts.append("searched on training windows")
+    return "; ".join(parts)
 
 
 def print_rows(rows: Iterable[dict]) -> None:

@@ -1,9 +1,20 @@
 """The benchmark's SNR/RMSE tables (HTML and Markdown) and the per-run CSV.
 
 One table per noise type (emb, bw, ma, em) with methods as rows in the
-protocol's order, plus the CIADNet ablation table on emb. Rows of different
-split protocols or data sources are never mixed: each (split, source) pair
-gets its own set of tables.
+protocol's order (FFT, DWT, EMD, the networks), plus the CIADNet ablation
+table on emb. Rows of different split protocols or data sources are never
+mixed: each (split, source) pair gets its own set of tables. Rows of several
+protocol revisions ("paper", "first", "final") may share a table (the
+published emb table mixes "first" FFT/DWT with "paper" networks): a method
+scored under two revisions gets one row per revision, labelled with it when
+the table holds more than one, and the caption names the revision of every
+row.
+
+Under each table a note says why cells or rows are empty when only part of
+the grid was run (e.g. a smoke run's single SNR level). With published
+numbers (`load_published`, scripts/make_tables.py --compare published) every
+row that has a published counterpart is followed by the published row(s)
+(labelled with their source and revision) and a row of our difference.
 
 Which rows are used (`select_rows`): one row per run (`results.run_key`). A
 network run may have been scored at several epochs (`scripts/evaluate.py
@@ -37,12 +48,14 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
 
-from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS, SPLITS, write_text_atomic
+from ecg_jax.config_utils import NOISE_TYPES, REVISIONS, SNR_LEVELS, SPLITS, write_text_atomic
+from ecg_jax.errors import ConfigError
 from ecg_jax.metrics import METRIC_NAMES
-from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, DATA_SOURCES,
+from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, DATA_SOURCES, DEFAULT_REVISION,
                              MAIN_TABLE_METHODS, display_name, run_key)
 
 MISSING = "—"
@@ -59,6 +72,13 @@ SPLIT_DESCRIPTIONS = {
     "reference": "reference protocol (window-level random 80/20 split; windows of one record "
                  "can fall in both train and test)",
     "inter_patient": "inter-patient protocol (records split 80/20; no record in both train and test)",
+}
+REVISION_DESCRIPTIONS = {
+    "paper": "\"paper\" (the protocol of the published network rows; emb = bw + em + ma scaled as one noise)",
+    "first": "\"first\" (the published FFT/DWT emb rows: emb = mean of bw, em, ma each scaled to the SNR "
+             "on its own, so its effective input SNR is well above the nominal one)",
+    "final": "\"final\" (the reference's last revision: its exact inter-patient draws, noise drawn per SNR, "
+             "baselines on normalised windows)",
 }
 SOURCE_DESCRIPTIONS = {
     "physionet": "PhysioNet MIT-BIH Arrhythmia Database + MIT-BIH Noise Stress Test Database",
@@ -101,6 +121,9 @@ class TableRow:
     trained: bool                  # True when the runs have seeds (mean ± std cells)
     cells: dict[str, list[Cell]]   # metric -> one cell per SNR level
     epochs: tuple = ()             # the distinct epochs its rows were scored at (None: not recorded)
+    revision: str = DEFAULT_REVISION
+    # --compare published: (label, {metric: [text per level]}) rows shown under this one
+    comparisons: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +139,8 @@ class Table:
     run_counts: list[int] = field(default_factory=list)
     epoch: int | None = None       # the epoch asked for; None: each run's final epoch
     n_not_at_epoch: int = 0        # network runs without a row at `epoch` (not shown)
+    note: str = ""                 # why some cells/rows are empty (shown under the table)
+    comparison_note: str = ""      # what the published/difference rows are (with --compare)
 
 
 def summarise(values: list[float], trained: bool) -> Cell:
@@ -184,22 +209,38 @@ def _cell(rows: list[dict], metric: str, trained: bool) -> Cell:
     return dataclasses.replace(cell, n_runs=len(rows), n_diverged=len(rows) - len(kept))
 
 
+def revision_of(row: dict) -> str:
+    return row.get("revision", DEFAULT_REVISION)
+
+
+def _revision_order(revision: str) -> tuple:
+    return (REVISIONS.index(revision) if revision in REVISIONS else len(REVISIONS), revision)
+
+
 def _build_table(kind: str, noise_type: str, split: str, source: str, levels: tuple[float, ...],
                  methods: list[str], labels: dict[str, str], rows: list[dict], epoch: int | None = None,
                  not_at_epoch: list[dict] = ()) -> Table:
     table_rows, run_counts = [], []
+    ours = [r for r in rows if r["method"] in methods and r["noise_type"] == noise_type
+            and float(r["snr_db"]) in levels]
+    mixed = len({revision_of(r) for r in ours}) > 1
+    run_levels = {float(r["snr_db"]) for r in ours}
+    partial = []
     for method in methods:
-        mine = [r for r in rows if r["method"] == method and r["noise_type"] == noise_type
-                and float(r["snr_db"]) in levels]
-        if not mine:
-            continue
-        trained = any(r["seed"] is not None for r in mine)
-        by_level = [[r for r in mine if float(r["snr_db"]) == lv] for lv in levels]
-        cells = {metric: [_cell(at, metric, trained) for at in by_level] for metric, _, _ in TABLE_METRICS}
-        if trained:
-            run_counts += [c.n for c in cells["snr_db"] if c.n]
-        epochs = tuple(sorted({r.get("epochs") for r in mine}, key=lambda e: (e is not None, e or 0)))
-        table_rows.append(TableRow(method, labels.get(method, method), trained, cells, epochs))
+        of_method = [r for r in ours if r["method"] == method]
+        for revision in sorted({revision_of(r) for r in of_method}, key=_revision_order):
+            mine = [r for r in of_method if revision_of(r) == revision]
+            trained = any(r["seed"] is not None for r in mine)
+            by_level = [[r for r in mine if float(r["snr_db"]) == lv] for lv in levels]
+            cells = {metric: [_cell(at, metric, trained) for at in by_level] for metric, _, _ in TABLE_METRICS}
+            if trained:
+                run_counts += [c.n for c in cells["snr_db"] if c.n]
+            epochs = tuple(sorted({r.get("epochs") for r in mine}, key=lambda e: (e is not None, e or 0)))
+            label = labels.get(method, method) + (f" [{revision}]" if mixed else "")
+            table_rows.append(TableRow(method, label, trained, cells, epochs, revision))
+            not_run = [lv for lv, at in zip(levels, by_level) if not at and lv in run_levels]
+            if not_run:
+                partial.append(f"{label} at {_levels_text(not_run)} dB")
     _mark_best(table_rows, len(levels))
     n_missing = sum(1 for r in not_at_epoch if r["method"] in methods and r["noise_type"] == noise_type
                     and float(r["snr_db"]) in levels)
@@ -207,12 +248,50 @@ def _build_table(kind: str, noise_type: str, split: str, source: str, levels: tu
                   epoch=epoch, n_not_at_epoch=n_missing)
     what = NOISE_DESCRIPTIONS.get(noise_type, noise_type)
     title = what if kind == "main" else f"Ablation of CIADNet's shrinkage blocks, {what}"
-    title += f" — {split} split, {source} data"
+    title += f" — {split} split, {source} data, " + _revisions_title(table_rows)
     if epoch is not None:
         title += f", networks at epoch {epoch}"
     table.title = title + (" (SYNTHETIC data)" if source == "synthetic" else "")
     table.caption = _caption(table)
+    table.note = _empty_note(table, kind, levels, run_levels, partial, methods, labels)
     return table
+
+
+# Rows each revision's tables are expected to have (protocol.md), for the
+# note that lists the ones without results.
+REVISION_METHODS = {
+    "paper": ("fft", "dwt", "unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer"),
+    "first": ("fft", "dwt"),
+    "final": ("dwt", "emd", "unet"),
+}
+
+
+def _levels_text(levels) -> str:
+    return ", ".join(_level_text(lv) for lv in levels)
+
+
+def _empty_note(table: Table, kind: str, levels, run_levels: set, partial: list[str], methods,
+                labels: dict[str, str]) -> str:
+    """Why cells or rows of a table are empty: SNR levels not run, rows not run at some levels,
+    protocol methods without results."""
+    parts = []
+    empty = [lv for lv in levels if lv not in run_levels]
+    if empty and run_levels:
+        parts.append(f"Columns without numbers ({_levels_text(empty)} dB): these results scored only input "
+                     f"SNR {_levels_text(sorted(run_levels))} dB (the runs' config snr_levels).")
+    if partial:
+        parts.append("Cells without numbers because that run did not score the level: "
+                     + "; ".join(partial) + ".")
+    present = {r.method for r in table.rows}
+    if kind == "ablation":
+        expected = list(ABLATION_METHODS)
+    else:
+        wanted = {m for r in table.rows for m in REVISION_METHODS.get(r.revision, ())}
+        expected = [m for m in methods if m in wanted]
+    missing = [labels.get(m, m) for m in expected if m not in present]
+    if missing:
+        parts.append(f"Rows without results (not run, or not in the results files read): {', '.join(missing)}.")
+    return " ".join(parts)
 
 
 def _mark_best(table_rows: list[TableRow], n_levels: int) -> None:
@@ -227,6 +306,22 @@ def _mark_best(table_rows: list[TableRow], n_levels: int) -> None:
                 if v == best:
                     c = r.cells[metric][j]
                     r.cells[metric][j] = dataclasses.replace(c, bold=True)
+
+
+def _revisions_title(table_rows: list[TableRow]) -> str:
+    revisions = sorted({r.revision for r in table_rows}, key=_revision_order)
+    return ("revision " if len(revisions) == 1 else "revisions ") + " + ".join(revisions)
+
+
+def _revision_caption(table: Table) -> str:
+    revisions = sorted({r.revision for r in table.rows}, key=_revision_order)
+    if len(revisions) == 1:
+        return f"Protocol revision: {REVISION_DESCRIPTIONS.get(revisions[0], revisions[0])}."
+    parts = []
+    for rev in revisions:
+        names = ", ".join(r.label for r in table.rows if r.revision == rev)
+        parts.append(f"{names}: {REVISION_DESCRIPTIONS.get(rev, rev)}")
+    return "Protocol revisions (per row): " + "; ".join(parts) + "."
 
 
 def _plural(n: int, word: str) -> str:
@@ -304,18 +399,21 @@ def _caption(table: Table) -> str:
     for extra in (_epoch_caption(table), _diverged_caption(table)):
         if extra:
             text += " " + extra
-    text += (f" Split: {SPLIT_DESCRIPTIONS.get(table.split, table.split)}. "
+    text += (f" {_revision_caption(table)} Split: {SPLIT_DESCRIPTIONS.get(table.split, table.split)}. "
              f"Data: {SOURCE_DESCRIPTIONS.get(table.source, table.source)}.")
     if table.source == "synthetic":
         text = "SYNTHETIC data — " + text
     return text
 
 
-def build_tables(rows: list[dict], epoch: int | None = None) -> list[Table]:
+def build_tables(rows: list[dict], epoch: int | None = None,
+                 published: list[PublishedRow] | None = None) -> list[Table]:
     """Main tables (emb, bw, ma, em) and the ablation table, per (split, source).
 
     Each run contributes one row (see `select_rows`): its final epoch's, or
-    with `epoch=N` its row scored at epoch N.
+    with `epoch=N` its row scored at epoch N. With `published` (see
+    `load_published`) each row with published numbers is followed by them and
+    by our difference.
     """
     tables = []
     for (split, source), group in group_by_protocol(rows).items():
@@ -331,16 +429,173 @@ def build_tables(rows: list[dict], epoch: int | None = None) -> list[Table]:
         main_labels = {m: display_name(m) for m in main_methods}
         present_types = {r["noise_type"] for r in chosen}
         noise_types = [t for t in NOISE_TYPES if t in present_types]
+        first_main = True
         for nt in noise_types:
             table = _build_table("main", nt, split, source, levels, main_methods, main_labels, chosen,
                                  epoch, not_at_epoch)
             if table.rows:
+                absent = [t for t in NOISE_TYPES if t not in present_types]
+                if first_main and absent:
+                    table.note = (table.note + " " if table.note else "") + (
+                        f"No tables for {', '.join(absent)}: these results hold no run with those noise "
+                        f"types (a run scores its config's noise_types).")
+                first_main = False
                 tables.append(table)
         ablation_only = set(ABLATION_METHODS) - set(MAIN_TABLE_METHODS)
         if any(r["method"] in ablation_only and r["noise_type"] == "emb" for r in chosen):
             tables.append(_build_table("ablation", "emb", split, source, levels, list(ABLATION_METHODS),
                                        ABLATION_DISPLAY_NAMES, chosen, epoch, not_at_epoch))
+    if published is not None:
+        for table in tables:
+            add_comparisons(table, published)
     return tables
+
+
+# ---------------------------------------------------------------- published numbers
+
+# protocol.md and published.json's "_about": the published FFT and DWT emb
+# rows came from the "first" revision's emb mixing, the network rows from "paper".
+PUBLISHED_REVISIONS = {"fft": "first", "dwt": "first"}
+PUBLISHED_DEFAULT_REVISION = "paper"
+PUBLISHED_LEVELS = (-4.0, -2.0, 0.0, 2.0, 4.0)
+PUBLISHED_SPLIT = "reference"
+# published.json section -> (noise type, the table kinds its rows may belong to, source note)
+PUBLISHED_SECTIONS = {
+    "emb": ("emb", ("main",), ""),
+    "ablation_emb": ("emb", ("ablation",), ""),
+    "emb_later_dancer_readme": ("emb", ("main", "ablation"), "later DANCER README"),
+}
+PUBLISHED_METRICS = {"snr_db": ("snr", "snr_std"), "rmse": ("rmse", "rmse_std")}
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One published row: values (and stds where published) per metric at PUBLISHED_LEVELS."""
+
+    noise_type: str
+    kind: str
+    method: str
+    label: str                     # as published, e.g. "U-Net (DANCER README)"
+    source: str                    # "DANCER README", "" when the label names none
+    revision: str
+    values: dict                   # metric -> tuple of 5 floats or None
+    stds: dict                     # metric -> tuple of 5 floats or None (absent: not published)
+
+
+def _names(kind: str) -> dict[str, str]:
+    if kind == "ablation":
+        return {ABLATION_DISPLAY_NAMES[m]: m for m in ABLATION_METHODS}
+    return {display_name(m): m for m in MAIN_TABLE_METHODS}
+
+
+def _match_published(label: str, kinds) -> tuple[str, str, str] | None:
+    """(kind, method, source) of a published label: the label itself, or the label without a
+    trailing "(...)" that names its source ("U-Net (DANCER README)")."""
+    candidates = [(label, "")]
+    m = re.match(r"^(.*?) \((.*)\)$", label)
+    if m:
+        candidates.append((m.group(1), m.group(2)))
+    for kind in kinds:
+        names = _names(kind)
+        for name, src in candidates:
+            if name in names:
+                return kind, names[name], src
+    return None
+
+
+def _levels_list(value, where: str) -> tuple:
+    if not isinstance(value, list) or len(value) != len(PUBLISHED_LEVELS):
+        raise ValueError(f"{where}: expected a list of {len(PUBLISHED_LEVELS)} numbers")
+    return tuple(None if v is None else float(v) for v in value)
+
+
+def load_published(path: str) -> list[PublishedRow]:
+    """The published rows of a published.json (../shared/spec/published.json layout: sections
+    "emb", "ablation_emb", "emb_later_dancer_readme" of {label: {"snr": [5], "snr_std": [5],
+    "rmse": [5]}} at input SNR -4, -2, 0, 2, 4 dB). Labels that name no method of ours are skipped.
+    Raises ConfigError (one line) for a missing or malformed file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"no published numbers at {path} (give the file with --published=PATH)")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        out = []
+        for section, entries in data.items():
+            if section.startswith("_") or section not in PUBLISHED_SECTIONS:
+                continue
+            noise_type, kinds, note = PUBLISHED_SECTIONS[section]
+            for label, entry in entries.items():
+                match = _match_published(label, kinds)
+                if match is None:
+                    continue
+                kind, method, src = match
+                src = ", ".join(x for x in (note, src) if x)
+                values, stds = {}, {}
+                for metric, (key, std_key) in PUBLISHED_METRICS.items():
+                    if key in entry:
+                        values[metric] = _levels_list(entry[key], f"{section}/{label}/{key}")
+                    if std_key in entry:
+                        stds[metric] = _levels_list(entry[std_key], f"{section}/{label}/{std_key}")
+                revision = PUBLISHED_REVISIONS.get(method, PUBLISHED_DEFAULT_REVISION)
+                out.append(PublishedRow(noise_type, kind, method, label, src, revision, values, stds))
+        return out
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise ConfigError(f"{path}: not a published-numbers file ({e})") from None
+
+
+def _published_text(values, stds, j: int) -> str:
+    if values is None or values[j] is None:
+        return MISSING
+    text = f"{values[j]:.{DECIMALS}f}"
+    if stds is not None and stds[j] is not None:
+        text += f" ± {stds[j]:.{DECIMALS}f}"
+    return text
+
+
+def _published_name(p: PublishedRow) -> str:
+    return p.label if not p.source or p.source in p.label else f"{p.label} ({p.source})"
+
+
+def add_comparisons(table: Table, published: list[PublishedRow]) -> None:
+    """Attach the published rows and our differences to the rows of `table` that have some."""
+    matched = set()
+    for row in table.rows:
+        for pub in published:
+            if (pub.noise_type, pub.kind, pub.method) != (table.noise_type, table.kind, row.method):
+                continue
+            matched.add(_published_name(pub))
+            index = [PUBLISHED_LEVELS.index(lv) if lv in PUBLISHED_LEVELS else None for lv in table.levels]
+            shown, diff = {}, {}
+            for metric, _, _ in TABLE_METRICS:
+                values, stds = pub.values.get(metric), pub.stds.get(metric)
+                shown[metric] = [MISSING if j is None else _published_text(values, stds, j) for j in index]
+                diff[metric] = []
+                for c, j in zip(row.cells[metric], index):
+                    if j is None or values is None or values[j] is None or c.rounded is None:
+                        diff[metric].append(MISSING)
+                    else:
+                        diff[metric].append(f"{c.rounded - values[j]:+.{DECIMALS}f}")
+            src = f" ({pub.source})" if pub.source else ""
+            differ = []
+            if row.revision != pub.revision:
+                differ.append(f"revision: ours {row.revision}, published {pub.revision}")
+            if table.split != PUBLISHED_SPLIT:
+                differ.append(f"split: ours {table.split}, published {PUBLISHED_SPLIT}")
+            if table.source != "physionet":
+                differ.append(f"data: ours {table.source}")
+            diff_label = "↳ Δ ours − published" + (f" (protocols differ: {'; '.join(differ)})" if differ else "")
+            row.comparisons.append((f"↳ published{src} [revision {pub.revision}]", shown))
+            row.comparisons.append((diff_label, diff))
+    if matched:
+        unmatched = sorted({_published_name(p) for p in published
+                            if (p.noise_type, p.kind) == (table.noise_type, table.kind)} - matched)
+        table.comparison_note = (
+            "Published: the reference's README numbers (published.json), each under our row of the same "
+            f"method, labelled with its source and protocol revision (network rows \"{PUBLISHED_DEFAULT_REVISION}\", "
+            "FFT/DWT rows \"first\"); Δ = our value as shown − the published one, 4 decimals; "
+            f"{MISSING} where either is missing.")
+        if unmatched:
+            table.comparison_note += f" Published rows without a result of ours here: {', '.join(unmatched)}."
 
 
 # ---------------------------------------------------------------- rendering
@@ -361,7 +616,14 @@ def _html_table(table: Table) -> str:
         cells = [c for metric, _, _ in TABLE_METRICS for c in r.cells[metric]]
         tds = "".join(f"<td>{_html_cell(c)}</td>" for c in cells)
         lines.append(f"    <tr><td>{esc(r.label)}</td>{tds}</tr>")
+        for label, texts in r.comparisons:
+            tds = "".join(f"<td>{esc(x)}</td>" for metric, _, _ in TABLE_METRICS for x in texts[metric])
+            lines.append(f'    <tr class="published"><td>{esc(label)}</td>{tds}</tr>')
     lines += ["  </tbody>", "</table>"]
+    if table.comparison_note:
+        lines.append(f'<p class="note">{esc(table.comparison_note)}</p>')
+    if table.note:
+        lines.append(f'<p class="note">Note: {esc(table.note)}</p>')
     return "\n".join(lines)
 
 
@@ -380,7 +642,8 @@ def render_html(tables: list[Table]) -> str:
     head = ('<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>ecg-jax results</title>\n'
             "<style>table{border-collapse:collapse;margin-bottom:1em}"
             "th,td{border:1px solid #999;padding:2px 6px;text-align:center}"
-            "caption{caption-side:top;text-align:left;max-width:60em}</style>\n</head>\n<body>\n")
+            "caption{caption-side:top;text-align:left;max-width:60em}"
+            "tr.published td{color:#555;font-style:italic}p.note{max-width:60em}</style>\n</head>\n<body>\n")
     return head + "\n".join(body) + "\n</body>\n</html>\n"
 
 
@@ -400,7 +663,14 @@ def render_markdown(tables: list[Table]) -> str:
             cells = [c for metric, _, _ in TABLE_METRICS for c in r.cells[metric]]
             texts = [f"**{c.text()}**" if c.bold else c.text() for c in cells]
             out.append("| " + " | ".join([r.label] + texts) + " |")
+            for label, comp in r.comparisons:
+                out.append("| " + " | ".join([label] + [x for metric, _, _ in TABLE_METRICS
+                                                        for x in comp[metric]]) + " |")
         out.append("")
+        if t.comparison_note:
+            out += [t.comparison_note, ""]
+        if t.note:
+            out += [f"*Note:* {t.note}", ""]
     if not tables:
         out.append("No results.")
     return "\n".join(out) + "\n"
@@ -417,7 +687,7 @@ CSV_METRIC_COLUMNS = {
     "cosine": "cosine",
 }
 CSV_RUN_COLUMNS = ("method", "display_name", "noise_type", "input_snr_db", "seed", "split", "source",
-                   "epochs", "diverged")
+                   "revision", "epochs", "diverged")
 
 
 def _csv_value(v) -> object:
@@ -443,7 +713,8 @@ def runs_csv_columns(rows: list[dict]) -> list[str]:
 
 
 def _extra_keys(rows: list[dict]) -> list[str]:
-    handled = {"method", "noise_type", "snr_db", "seed", "split", "source", "metrics", "epochs", "diverged"}
+    handled = {"method", "noise_type", "snr_db", "seed", "split", "source", "revision", "metrics", "epochs",
+               "diverged"}
     return sorted({k for r in rows for k in r} - handled)
 
 
@@ -461,7 +732,7 @@ def runs_csv_text(rows: list[dict]) -> str:
     writer.writerow(runs_csv_columns(rows))
     for r in rows:
         values = [r["method"], display_name(r["method"]), r["noise_type"], r["snr_db"],
-                  "" if r["seed"] is None else r["seed"], r["split"], r["source"],
+                  "" if r["seed"] is None else r["seed"], r["split"], r["source"], revision_of(r),
                   _csv_value(r.get("epochs")), _csv_value(is_diverged(r))]
         values += [repr(float(r["metrics"][m])) for m in METRIC_NAMES]
         values += [_csv_value(r.get(k)) for k in extra]
@@ -474,14 +745,15 @@ def write_runs_csv(rows: list[dict], path: str) -> str:
     return path
 
 
-def write_tables(rows: list[dict], out_dir: str, epoch: int | None = None) -> dict[str, str]:
+def write_tables(rows: list[dict], out_dir: str, epoch: int | None = None,
+                 published: list[PublishedRow] | None = None) -> dict[str, str]:
     """tables.html, tables.md and runs.csv in `out_dir`; returns {"html", "markdown", "csv"} paths.
 
     Each run contributes its final epoch's row, or with `epoch=N` its row
     scored at epoch N (see `select_rows`); runs.csv lists exactly those rows,
     diverged ones included.
     """
-    tables = build_tables(rows, epoch=epoch)
+    tables = build_tables(rows, epoch=epoch, published=published)
     paths = {"html": os.path.join(out_dir, "tables.html"),
              "markdown": os.path.join(out_dir, "tables.md"),
              "csv": os.path.join(out_dir, "runs.csv")}

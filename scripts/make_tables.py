@@ -19,6 +19,12 @@ captions. Writes into --out:
                                       examples.npz (see figures.load_examples);
                                       unreadable files are skipped with a warning
 and prints the Markdown tables.
+
+--compare published adds, under every row that has published numbers, the
+published row(s) (labelled with their README and protocol revision: network
+rows "paper", FFT/DWT rows "first") and our difference, in tables.md and
+tables.html. The numbers come from --published (default
+../shared/spec/published.json beside the repository).
 """
 
 from __future__ import annotations
@@ -33,12 +39,18 @@ from absl import app, flags  # noqa: E402
 from ecg_jax.cli import run_main  # noqa: E402
 from ecg_jax.config_utils import as_list  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
+from ecg_jax import tables  # noqa: E402
 from ecg_jax.report import write_report  # noqa: E402
+from ecg_jax.results import read_rows  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (comma-separated or repeated)")
 flags.DEFINE_string("out", "", "output directory for tables and figures")
 flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
+flags.DEFINE_enum("compare", None, ["published"], "add published numbers and our differences to the tables")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+flags.DEFINE_string("published", os.path.join(REPO, "..", "shared", "spec", "published.json"),
+                    "published.json for --compare published")
 
 
 def main(argv: list[str]) -> None:
@@ -51,7 +63,13 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--out is required (output directory)")
     if FLAGS.epoch is not None and FLAGS.epoch < 0:
         raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
+    published = tables.load_published(os.path.normpath(FLAGS.published)) if FLAGS.compare else None
     markdown, written = write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
+    if published is not None:
+        # the same tables again, with the published rows under ours
+        md_path = tables.write_tables(read_rows(paths), FLAGS.out, epoch=FLAGS.epoch, published=published)["markdown"]
+        with open(md_path) as f:
+            markdown = f.read()
     print(markdown, end="")
     print(f"wrote {len(written)} files to {FLAGS.out}: {', '.join(os.path.basename(w) for w in written)}",
           file=sys.stderr)

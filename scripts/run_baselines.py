@@ -1,13 +1,21 @@
-"""Score the FFT and DWT baselines on every (noise type, SNR) dataset of a config.
+"""Score the classical baselines on every (noise type, SNR) dataset of a config.
 
   ECG_JAX_DATA=../shared/data python scripts/run_baselines.py --workdir W
   python scripts/run_baselines.py --workdir W --config configs/default.py:smoke
   python scripts/run_baselines.py --workdir W --config.baselines.threshold_search=True
+  python scripts/run_baselines.py --workdir W --config configs/final.py        # DWT (universal) + EMD
+  python scripts/run_baselines.py --workdir W --config.baselines.methods=fft,dwt,emd
 
-Writes W/data_card.json and appends one row per (method, noise type, SNR) to
-W/results.jsonl (seed null: the baselines are deterministic), then prints them.
-With threshold_search the threshold of each dataset is chosen on its training
-windows only and recorded in the row ("threshold").
+Runs `config.baselines.methods` (FFT, DWT, EMD) with the config's DWT rule
+(`baselines.dwt_rule`: the reference's signed maximum, or the final
+revision's universal thresholds), on raw or normalised windows
+(`baselines.on_normalized`). Writes W/data_card.json and appends one row per
+(method, noise type, SNR) to W/results.jsonl (seed null: the baselines are
+deterministic), then prints them. Each row records its protocol revision and
+the settings it was scored with (threshold; approximation/detail factors; IMF
+slice); with threshold_search these are chosen per dataset on its training
+windows only. EMD uses every core (ecg_jax/baselines/emd.py). The work is
+done by ecg_jax.baselines.run_baselines.
 """
 
 import os
@@ -25,7 +33,6 @@ from ecg_jax.errors import ConfigError  # noqa: E402
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "default.py")
 _CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file (data and baseline fields).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.json and results.jsonl.", required=True)
-_METHODS = flags.DEFINE_list("methods", ["fft", "dwt"], "Baselines to score.")
 
 
 @run_main
@@ -36,7 +43,7 @@ def main(argv):
     from ecg_jax.results import print_rows
 
     tic = time.perf_counter()
-    rows = run_baselines(_CONFIG.value, _WORKDIR.value, tuple(_METHODS.value))
+    rows = run_baselines(_CONFIG.value, _WORKDIR.value)
     print_rows(rows)
     source = rows[0]["source"] if rows else "?"
     note = "  (SYNTHETIC data: not PhysioNet)" if source == "synthetic" else ""

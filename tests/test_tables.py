@@ -283,9 +283,9 @@ def test_write_tables_and_runs_csv(tmp_path):
         f.seek(0)
         records = list(csv.DictReader(f))
     assert len(records) == len(rows) and len(header) == len(set(header))
-    assert header[:9] == ["method", "display_name", "noise_type", "input_snr_db", "seed", "split", "source",
-                          "epochs", "diverged"]
-    assert header[9:] == ["output_snr_db", "rmse_mv", "snr_improvement_db", "prd_percent", "ssd_mv2", "mad_mv",
+    assert header[:10] == ["method", "display_name", "noise_type", "input_snr_db", "seed", "split", "source",
+                           "revision", "epochs", "diverged"]
+    assert header[10:] == ["output_snr_db", "rmse_mv", "snr_improvement_db", "prd_percent", "ssd_mv2", "mad_mv",
                           "cosine", "experiment"]
     fft = next(r for r in records if r["method"] == "fft" and r["noise_type"] == "emb")
     assert fft["seed"] == "" and float(fft["rmse_mv"]) == 0.01 and fft["display_name"] == "FFT"
