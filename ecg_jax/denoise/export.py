@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
+from ecg_jax.denoise.atomic import temp_beside
 from ecg_jax.denoise.core import CHANNELS, WINDOW, Denoiser, ensemble_window_fn
 from ecg_jax.denoise.resampling import MODEL_FS
 from ecg_jax.denoise.runs import read_data_card, restore_members
@@ -135,9 +135,8 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
 
 
 def _write_json_atomic(path: str, obj: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".card-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
+    tmp = temp_beside(path, ".card-")
+    with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
     os.replace(tmp, path)

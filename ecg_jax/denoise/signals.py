@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from ecg_jax.denoise.atomic import temp_beside
 from ecg_jax.errors import DenoiseInputError
 
 INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")
@@ -192,13 +193,7 @@ class Writer:
 
     def __init__(self, path: str, final_paths: list[str]):
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        self._moves = []
-        for final in final_paths:
-            fd, tmp = tempfile.mkstemp(prefix=".denoise-", suffix=extension(final), dir=directory)
-            os.close(fd)
-            self._moves.append((tmp, final))
+        self._moves = [(temp_beside(final, ".denoise-"), final) for final in final_paths]
 
     @property
     def tmp(self) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -24,6 +23,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
+from ecg_jax.denoise.atomic import temp_beside
 from ecg_jax.errors import EcgJaxError
 
 FORMAT = "ecg-jax-weights"
@@ -73,11 +73,9 @@ def save_weights(path: str, variables_stacked: Mapping[str, Any], norm_mean, nor
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "normalization_rule": NORMALIZATION_RULE,
                  **meta, "members_count": int(mean.shape[0])}
     arrays.update(norm_mean=mean, norm_std=std, meta=np.asarray(json.dumps(full_meta)))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".weights-", suffix=".npz", dir=directory)
+    tmp = temp_beside(path, ".weights-")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         if os.path.exists(path) and not overwrite:   # someone else wrote it meanwhile
             raise WeightsError(f"{path} appeared while writing; refusing to overwrite it")
