@@ -124,21 +124,24 @@ def baseline_config(paper: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 # ------------------------------------------------------------------ results bookkeeping
 
-def _key(method: str, noise_type: str, snr_db: float, seed: int | None, split: str, source: str) -> tuple:
-    return (method, noise_type, float(snr_db), seed, split, source)
-
-
 def expected_network_keys(config: ml_collections.ConfigDict, source: str) -> set[tuple]:
     """One row key per member (seed x dataset) of a resolved experiment config."""
+    from ecg_jax.results import key_of
     from ecg_jax.train.members import members_of
 
-    return {_key(method_id(config), m.dataset.noise_type, m.dataset.snr_db, m.seed, config.data.split, source)
-            for m in members_of(config)}
+    return {key_of(method_id(config), m.dataset.noise_type, m.dataset.snr_db, m.seed, config.data.split, source,
+                   config.data.revision) for m in members_of(config)}
+
+
+def baseline_methods(paper: ml_collections.ConfigDict) -> tuple[str, ...]:
+    return tuple(as_list(paper.baselines.get("methods", BASELINE_METHODS)))
 
 
 def expected_baseline_keys(paper: ml_collections.ConfigDict, source: str) -> set[tuple]:
-    return {_key(m, nt, snr, None, paper.data.split, source)
-            for m in BASELINE_METHODS for nt in paper.noise_types for snr in paper.snr_levels}
+    from ecg_jax.results import key_of
+
+    return {key_of(m, nt, snr, None, paper.data.split, source, paper.data.revision)
+            for m in baseline_methods(paper) for nt in paper.noise_types for snr in paper.snr_levels}
 
 
 def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None) -> dict[tuple, dict]:
@@ -175,7 +178,7 @@ def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: 
     prepared = prepare_data(config)
     os.makedirs(workdir, exist_ok=True)
     write_data_card(data_card(prepared, config), workdir)
-    rows = score_baselines_on_grid(config, prepared, BASELINE_METHODS)
+    rows = score_baselines_on_grid(config, prepared, baseline_methods(paper))
     append_rows(results_path, rows)
     save_config(config, config_path)
     log(f"baselines: {len(rows)} rows -> {results_path}")
@@ -185,6 +188,7 @@ def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: 
 def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, workdir: str,
                          source: str) -> list[dict]:
     """Train and evaluate one network experiment unless its workdir already holds every result."""
+    from ecg_jax.results import run_key
     from ecg_jax.train.loop import train_and_evaluate
 
     config = experiment_config(paper, experiment)
@@ -202,8 +206,7 @@ def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, work
     except CheckpointError as e:
         raise CheckpointError(f"experiment {experiment}: {e} (reproduce.py: delete {workdir} to retrain "
                               f"this experiment with the current config, or use a fresh --workdir)") from None
-    return [r for r in rows if _key(r["method"], r["noise_type"], r["snr_db"], r["seed"], r["split"],
-                                    r["source"]) in expected]
+    return [r for r in rows if run_key(r) in expected]
 
 
 # ------------------------------------------------------------------ figures
@@ -224,20 +227,17 @@ def example_window(paper: ml_collections.ConfigDict, noise_type: str, snr_db: fl
     prepared = prepare_data(paper)
     first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
     return (np.asarray(first_test.clean[0]), first_test.noisy(noise_type, snr_db)[0],
-            float(paper.data.fs))
+            float(paper.data.fs), prepared.norm_stats(noise_type, snr_db))
 
 
 def baseline_outputs(noisy: np.ndarray, baseline_rows: list[dict], noise_type: str,
-                     snr_db: float) -> dict[str, np.ndarray]:
-    """FFT/DWT output on the example window, at the threshold their rows were scored with."""
-    from ecg_jax.baselines import get_baseline
+                     snr_db: float, stats=None) -> dict[str, np.ndarray]:
+    """Each baseline's output on the example window, with the settings its row was scored with
+    (`stats`: the dataset's normalisation, for rows scored on normalised windows)."""
+    from ecg_jax.baselines import denoise_like_row
 
-    out = {}
-    for r in baseline_rows:
-        if r["noise_type"] == noise_type and float(r["snr_db"]) == snr_db:
-            baseline = get_baseline(r["method"])
-            out[r["method"]] = baseline.denoise(noisy[None], r.get("threshold", baseline.default_threshold))[0]
-    return out
+    return {r["method"]: denoise_like_row(r, noisy[None], stats)[0] for r in baseline_rows
+            if r["noise_type"] == noise_type and float(r["snr_db"]) == snr_db}
 
 
 def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: float) -> np.ndarray | None:
@@ -271,8 +271,8 @@ def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, exp
         paths[stem], paths[stem + "_svg"] = png, svg
 
     noise_type, snr = _example_dataset(paper)
-    clean, noisy, fs = example_window(paper, noise_type, snr)
-    outputs = baseline_outputs(noisy, [r for r in rows if r["seed"] is None], noise_type, snr)
+    clean, noisy, fs, stats = example_window(paper, noise_type, snr)
+    outputs = baseline_outputs(noisy, [r for r in rows if r["seed"] is None], noise_type, snr, stats)
     for experiment in experiments:
         out = network_output(os.path.join(root, experiment), clean, noise_type, snr)
         if out is not None:

@@ -148,7 +148,7 @@ def test_reproduction_writes_tables_and_figures_with_baselines_and_networks(smok
 
 
 def test_example_figure_shows_every_method_on_the_same_window(smoke_run):
-    clean, noisy, fs = reproduce.example_window(smoke_run.config, "emb", -4.0)
+    clean, noisy, fs, _ = reproduce.example_window(smoke_run.config, "emb", -4.0)
     with np.load(smoke_run.workdir / "unet" / "examples.npz") as z:
         np.testing.assert_allclose(z["clean"], clean, atol=1e-6)
         np.testing.assert_allclose(z["noisy/emb/-4"], noisy, atol=1e-5)
