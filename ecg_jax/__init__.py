@@ -1,19 +1,16 @@
 """ecg-jax: multi-seed ECG denoising benchmark in JAX/Flax.
 
-Data flow, one module per step:
-  records.py     WFDB records (MIT-BIH Arrhythmia, NSTDB noise), checksums
-  synthetic.py   built-in synthetic ECG/noise source for offline use
-  windows.py     windows and train/test splits
-  noise.py       noise mixing at a target input SNR (pure, jit-able)
-  datasets.py    prepared data (clean windows + noise segments), cache, data card
-  metrics.py     RMSE, SNR, PRD, ... (jit-able, batch-first)
-  baselines.py   FFT and DWT denoisers
+Data flow, one folder or module per stage (README.md, "Layout"):
+  data/          records -> windows (per protocol revision) -> noise recipes -> prepared data, cache, card
   models/        Flax networks and their registry
-  train/         multi-seed (member-vmapped) training, sharding, checkpoints
-  evaluate.py    restore checkpoints and score every member
+  train/         all members (seeds x datasets) in one sharded, donated program; checkpoints
+  evaluation.py  the compiled evaluation program; scoring from restored checkpoints
+  baselines/     FFT, DWT (signed-max and universal thresholds), EMD
+  metrics.py     RMSE, SNR, PRD, ... (jit-able, batch-first)
   results.py     results.jsonl rows shared by baselines and networks
-  tables.py      SNR/RMSE tables (HTML, Markdown, CSV)
-  figures.py     matplotlib figures
+  tables.py      SNR/RMSE tables (HTML, Markdown, CSV); figures.py, report.py
+  reproduce.py   the whole benchmark in one call
+  denoise/       weights -> denoise any recording (formats, resampling, overlap-add)
 """
 
 __version__ = "0.1.0"

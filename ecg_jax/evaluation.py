@@ -31,7 +31,7 @@ import numpy as np
 from ecg_jax.config_utils import load_config_json, resolve_config
 from ecg_jax.errors import CheckpointError
 from ecg_jax.metrics import METRIC_NAMES, window_metrics
-from ecg_jax.noise import denormalize, normalize
+from ecg_jax.data.noise import denormalize, normalize
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise, split_arrays
 from ecg_jax.train.engine import MemberState, over_members, variables_of
@@ -212,7 +212,7 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
 
 
 def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> list[dict]:
-    from ecg_jax.datasets import prepare_data
+    from ecg_jax.data import prepare_data
     from ecg_jax.results import replace_rows
 
     prepared = prepare_data(config)

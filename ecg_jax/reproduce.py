@@ -160,7 +160,7 @@ def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None
 def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: str) -> list[dict]:
     """FFT and DWT rows of every dataset, computed unless workdir already holds them for this config."""
     from ecg_jax.baselines import score_baselines_on_grid
-    from ecg_jax.datasets import data_card, prepare_data, write_data_card
+    from ecg_jax.data import data_card, prepare_data, write_data_card
     from ecg_jax.results import RESULTS_FILENAME, append_rows
 
     expected = expected_baseline_keys(paper, source)
@@ -222,7 +222,7 @@ def _example_dataset(paper: ml_collections.ConfigDict) -> tuple[str, float]:
 
 def example_window(paper: ml_collections.ConfigDict, noise_type: str, snr_db: float):
     """The first test window (clean, noisy), mixed exactly as the training workdirs' examples.npz."""
-    from ecg_jax.datasets import prepare_data
+    from ecg_jax.data import prepare_data
 
     prepared = prepare_data(paper)
     first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
@@ -299,7 +299,7 @@ def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, exp
 
 def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
     """(source, sentence) after preparing (or loading from the cache) the shared data once."""
-    from ecg_jax.datasets import prepare_data
+    from ecg_jax.data import prepare_data
 
     prepared = prepare_data(paper)
     sizes = f"{prepared.n_train} train / {prepared.n_test} test windows, {paper.data.split} split"

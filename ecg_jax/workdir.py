@@ -91,7 +91,7 @@ def pin_data_source(config, workdir: str | None = None):
     """
     import json
 
-    from ecg_jax.datasets import DATA_CARD_NAME, resolve_source
+    from ecg_jax.data import DATA_CARD_NAME, resolve_source
 
     if config.data.source == "auto" and workdir is not None:
         card_path = os.path.join(workdir, DATA_CARD_NAME)

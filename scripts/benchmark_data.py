@@ -20,7 +20,7 @@ sys.path.insert(0, REPO_ROOT)
 from absl import app  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax import datasets  # noqa: E402
+from ecg_jax import data as datasets  # noqa: E402
 from ecg_jax.cli import run_main  # noqa: E402
 from ecg_jax.config_utils import resolve_config  # noqa: E402
 

@@ -14,7 +14,7 @@ sys.path.insert(0, REPO_ROOT)
 from absl import app, flags  # noqa: E402
 
 from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.download import download_all  # noqa: E402
+from ecg_jax.data.download import download_all  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", None, "Folder to create mitdb/ and nstdb/ in.", required=True)
 _TIMEOUT = flags.DEFINE_float("timeout", 5.0, "Seconds to wait for the connectivity probe.")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecg_jax import datasets, noise
+from ecg_jax import data as datasets
+from ecg_jax.data import noise
 from ecg_jax.errors import ConfigError, DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,7 +161,7 @@ def test_corrupt_cache_is_detected_and_rebuilt(shared_data_dir, tmp_path, caplog
             chunk = bytearray(f.read(16))
             f.seek(size // 3)
             f.write(bytes(b ^ 0xFF for b in chunk))
-    with caplog.at_level(logging.WARNING, logger="ecg_jax.datasets"):
+    with caplog.at_level(logging.WARNING, logger="ecg_jax.data"):
         rebuilt = datasets.prepare_data(config)
     assert not rebuilt.cache_hit and same_arrays(original, rebuilt)
     assert "rebuilding" in caplog.text and path in caplog.text
@@ -172,7 +173,7 @@ def test_a_cache_file_with_another_key_is_never_used(shared_data_dir, tmp_path, 
     b_config = small_config(shared_data_dir, tmp_path, data_seed=5)
     b = datasets.prepare_data(b_config)
     os.replace(a.cache_path, b.cache_path)  # b's file now holds a's arrays and key
-    with caplog.at_level(logging.WARNING, logger="ecg_jax.datasets"):
+    with caplog.at_level(logging.WARNING, logger="ecg_jax.data"):
         again = datasets.prepare_data(b_config)
     assert not again.cache_hit and same_arrays(b, again)
     assert "another configuration" in caplog.text

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ecg_jax import noise
+from ecg_jax.data import noise
 from ecg_jax.errors import ConfigError
 
 # One window (L=2, C=2): Pc = (9 + 16) / 4 = 6.25; noise of ones: Pn = 1.

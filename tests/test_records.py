@@ -1,4 +1,4 @@
-"""WFDB loading and every bad-input message; the offline path of ecg_jax.download (scripts/download_data.py)."""
+"""WFDB loading and every bad-input message; the offline path of ecg_jax.data.download (scripts/download_data.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from ecg_jax import download, records
+from ecg_jax.data import download, records
 from ecg_jax.errors import ConfigError, DataError
 
 

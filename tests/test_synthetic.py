@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from ecg_jax import synthetic
+from ecg_jax.data import synthetic
 from ecg_jax.errors import ConfigError
 
 FS = 360.0

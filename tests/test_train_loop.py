@@ -227,7 +227,7 @@ def test_restored_checkpoint_evaluation_equals_in_process_evaluation(tmp_path):
     assert first[0]["metrics"] != in_process[0]["metrics"] and first[0]["epochs"] == 1
 
     # One member on its own reproduces its row's numbers.
-    from ecg_jax.datasets import prepare_data
+    from ecg_jax.data import prepare_data
     from ecg_jax.metrics import mean_metrics
 
     one = restore_member(workdir, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_jax import windows
+from ecg_jax.data import windows
 from ecg_jax.errors import ConfigError, DataError
 
 MITDB_LEN = 650000

@@ -291,7 +291,7 @@ def run_baselines(config, workdir: str, methods: Sequence[str] | None = None) ->
     Writes <workdir>/data_card.json and appends the rows to <workdir>/results.jsonl.
     """
     from ecg_jax.config_utils import resolve_config
-    from ecg_jax.datasets import data_card, prepare_data, write_data_card
+    from ecg_jax.data import data_card, prepare_data, write_data_card
     from ecg_jax.results import append_rows
 
     config = resolve_config(config)

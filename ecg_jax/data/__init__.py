@@ -1,6 +1,6 @@
 """The data side, one stage per module:
 
-  records (ecg_jax/records.py, synthetic.py) -> windows (windows.py: "paper"/"first"
+  records (records.py, synthetic.py; download.py fetches PhysioNet) -> windows (windows.py: "paper"/"first"
   draws; final_revision.py: the final revision's exact draws) -> prepare.py (cut,
   cache.py) -> prepared.py (clean windows + noise segment bank; every (noise
   type, SNR) dataset mixed on demand by noise.py's recipe) -> card.py (the data

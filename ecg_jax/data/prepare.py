@@ -17,7 +17,7 @@ from typing import Mapping
 import ml_collections
 import numpy as np
 
-from ecg_jax import final_revision, records as records_lib, windows as windows_lib
+from ecg_jax.data import final_revision, records as records_lib, windows as windows_lib
 from ecg_jax.config_utils import MIXED_NOISE, RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
 from ecg_jax.data.cache import cache_key, load_cache, resolve_cache_dir, save_cache
 from ecg_jax.data.prepared import PreparedData, SegmentBank
@@ -41,7 +41,7 @@ def resolve_source(data: ml_collections.ConfigDict) -> tuple[str, str | None]:
 
 
 def _synthetic_module():
-    from ecg_jax import synthetic  # imported lazily: only the synthetic source needs it
+    from ecg_jax.data import synthetic  # imported lazily: only the synthetic source needs it
     return synthetic
 
 

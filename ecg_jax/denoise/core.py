@@ -70,7 +70,7 @@ def ensemble_window_fn(model, variables_stacked, mean, std) -> WindowFn:
     """
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
-    std = jnp.where(std > 0, std, 1.0)   # a constant training channel: as ecg_jax.noise.normalize
+    std = jnp.where(std > 0, std, 1.0)   # a constant training channel: as ecg_jax.data.noise.normalize
     variables = jax.tree_util.tree_map(jnp.asarray, variables_stacked)
     k = int(mean.shape[0])
 

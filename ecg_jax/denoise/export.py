@@ -114,7 +114,7 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
         "weights_file": os.path.basename(output),
     }
     if score:
-        from ecg_jax.datasets import prepare_data
+        from ecg_jax.data import prepare_data
 
         prepared = prepare_data(config)
         denoiser = Denoiser.from_variables(restored.model, restored.variables, restored.mean, restored.std)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import jax
 import numpy as np
 
-from ecg_jax.noise import mix_components
+from ecg_jax.data.noise import mix_components
 from ecg_jax.train.members import Member
 
 if TYPE_CHECKING:  # datasets imports heavy I/O modules; the engine only needs its arrays
-    from ecg_jax.datasets import PreparedData
+    from ecg_jax.data import PreparedData
 
 
 class SplitArrays(NamedTuple):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ecg_jax.noise import normalize
+from ecg_jax.data.noise import normalize
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
 
 PyTree = Any

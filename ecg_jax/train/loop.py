@@ -114,7 +114,7 @@ def checkpoint_bytes(config) -> int:
 
 
 def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
-    from ecg_jax.datasets import data_card, prepare_data, write_data_card
+    from ecg_jax.data import data_card, prepare_data, write_data_card
     from ecg_jax.evaluation import EvalProgram, write_examples
     from ecg_jax.results import replace_rows
 

@@ -28,8 +28,8 @@ import numpy as np
 
 from ecg_jax.config_utils import RAW_NOISE_TYPES, SNR_LEVELS
 from ecg_jax.errors import DataError
-from ecg_jax.noise import segment_key
-from ecg_jax.windows import WindowPlan
+from ecg_jax.data.noise import segment_key
+from ecg_jax.data.windows import WindowPlan
 
 
 def _randints(rs: np.random.RandomState, highs: Sequence[int], n: int) -> np.ndarray:
