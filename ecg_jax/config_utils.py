@@ -87,6 +87,18 @@ def parse_snr_levels(value: Any, valid: Sequence[float] = SNR_LEVELS) -> tuple[f
     return tuple(levels)
 
 
+def dataset_grid(config: ml_collections.ConfigDict) -> list[tuple[str, float]]:
+    """The (noise type, SNR) datasets of a resolved config, noise-type-major.
+
+    The training mixture is one dataset; its nominal SNR is the mean of the
+    levels its windows are drawn from (0 dB for -4..4).
+    """
+    if tuple(config.noise_types) == (MIXED_NOISE,):
+        levels = [float(s) for s in config.snr_levels]
+        return [(MIXED_NOISE, sum(levels) / len(levels))]
+    return [(n, s) for n in config.noise_types for s in config.snr_levels]
+
+
 def check_choice(name: str, value: str, valid: Sequence[str]) -> str:
     if value not in valid:
         raise ConfigError(f"unknown {name} {value!r}; valid values: {', '.join(valid)}")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import resolve_config, write_text_atomic
+from ecg_jax.config_utils import dataset_grid, resolve_config, write_text_atomic
 from ecg_jax.data.prepare import _synthetic_module, prepare_data
 from ecg_jax.data.prepared import PreparedData
 from ecg_jax.errors import OutputExistsError
@@ -51,8 +51,7 @@ def data_card(prepared: PreparedData, config: ml_collections.ConfigDict) -> dict
     per-dataset normalisation and achieved input SNR."""
     config = resolve_config(config)
     data = config.data
-    summaries = [s for t in config.noise_types
-                 for s in dataset_summaries(prepared, t, list(config.snr_levels))]
+    summaries = [s for t, snr in dataset_grid(config) for s in dataset_summaries(prepared, t, [snr])]
     card: dict[str, Any] = {"source": prepared.source}
     if prepared.source == "synthetic":
         card["source_note"] = _synthetic_module().SYNTHETIC_SOURCE_NOTE

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
 from ecg_jax.denoise.atomic import temp_beside
 from ecg_jax.denoise.core import CHANNELS, WINDOW, Denoiser, ensemble_window_fn
 from ecg_jax.denoise.resampling import MODEL_FS
@@ -63,6 +64,11 @@ def build_meta(config, data_card: dict, members: list[dict]) -> dict:
     return {"network": config.model, "options": _plain(config.model_kwargs), "fs": MODEL_FS, "window": WINDOW,
             "channels": CHANNELS, "experiment": config.experiment, "training_data": training_data,
             "recipe": recipe, "members": members}
+
+
+def scored_noise_types(config) -> tuple[str, ...]:
+    """The noise types a model card scores: the run's own, or all four for the training mixture."""
+    return NOISE_TYPES if tuple(config.noise_types) == (MIXED_NOISE,) else tuple(config.noise_types)
 
 
 def score_denoiser(denoiser: Denoiser, prepared, noise_types, snr_levels) -> list[dict]:
@@ -119,7 +125,7 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
         prepared = prepare_data(config)
         denoiser = Denoiser.from_variables(restored.model, restored.variables, restored.mean, restored.std)
         card["scores"] = {"split": "test windows of the run", "n_train": int(prepared.n_train),
-                          "rows": score_denoiser(denoiser, prepared, config.noise_types, config.snr_levels)}
+                          "rows": score_denoiser(denoiser, prepared, scored_noise_types(config), config.snr_levels)}
         if score_members and len(restored.members) > 1:
             card["member_scores"] = []
             for k, m in enumerate(restored.members):
@@ -127,7 +133,7 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
                                                   stack_variables([member_variables(restored.variables, k)]),
                                                   restored.mean[k:k + 1], restored.std[k:k + 1]))
                 card["member_scores"].append({"member": m, "rows": score_denoiser(
-                    one, prepared, config.noise_types, config.snr_levels)})
+                    one, prepared, scored_noise_types(config), config.snr_levels)})
     meta["card"] = {k: card[k] for k in ("parameter_count", "scores") if k in card}
     save_weights(output, restored.variables, restored.mean, restored.std, meta, overwrite=overwrite)
     _write_json_atomic(card_file, card)

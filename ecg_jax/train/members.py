@@ -17,9 +17,8 @@ import dataclasses
 from typing import Sequence
 
 import ml_collections
-import numpy as np
 
-from ecg_jax.config_utils import MIXED_NOISE
+from ecg_jax.config_utils import dataset_grid
 
 
 
@@ -47,9 +46,7 @@ def datasets_of(config: ml_collections.ConfigDict) -> list[Dataset]:
     levels its windows are drawn from (0 dB for -4..4), the nominal value a
     results row needs.
     """
-    if tuple(config.noise_types) == (MIXED_NOISE,):
-        return [Dataset(MIXED_NOISE, float(np.mean(config.snr_levels)))]
-    return [Dataset(n, s) for n in config.noise_types for s in config.snr_levels]
+    return [Dataset(n, s) for n, s in dataset_grid(config)]
 
 
 def members_of(config: ml_collections.ConfigDict) -> list[Member]:
