@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 
 from ecg_jax.baselines.classic import check_windows
-from ecg_jax.errors import ConfigError
+from ecg_jax.baselines.settings import per_dataset
 
 ImfSlice = tuple[Optional[int], Optional[int]]   # (start, stop) of the IMF rows; None = open end
 
@@ -50,17 +50,7 @@ REFERENCE_SLICES: dict[str, ImfSlice | dict[float, ImfSlice]] = {
 
 def reference_slice(noise_type: str, snr_db: float) -> ImfSlice:
     """The reference's IMF slice (start, stop) for one dataset."""
-    if noise_type not in REFERENCE_SLICES:
-        raise ConfigError(f"no reference EMD slice for noise type {noise_type!r}; "
-                          f"known: {', '.join(REFERENCE_SLICES)}")
-    entry = REFERENCE_SLICES[noise_type]
-    if isinstance(entry, tuple):
-        return entry
-    snr = float(snr_db)
-    if snr not in entry:
-        raise ConfigError(f"no reference EMD slice for {noise_type} at {snr:g} dB (the reference chose "
-                          f"slices at {', '.join(f'{s:g}' for s in entry)} dB)")
-    return entry[snr]
+    return per_dataset(REFERENCE_SLICES, noise_type, snr_db, "EMD slice")
 
 
 def slice_text(s: ImfSlice) -> str:

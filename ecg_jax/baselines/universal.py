@@ -43,7 +43,7 @@ import numpy as np
 import pywt
 
 from ecg_jax.baselines.classic import check_windows
-from ecg_jax.errors import ConfigError
+from ecg_jax.baselines.settings import per_dataset
 
 WAVELET = "db8"
 MAD_TO_SIGMA = 0.6745
@@ -73,18 +73,8 @@ DETAIL_GRID: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8,
 
 def reference_settings(noise_type: str, snr_db: float) -> tuple[Factor, float]:
     """(approximation factor or "zero", detail factor) of the reference for one dataset."""
-    if noise_type not in REFERENCE_SETTINGS:
-        raise ConfigError(f"no reference universal-DWT setting for noise type {noise_type!r}; "
-                          f"known: {', '.join(REFERENCE_SETTINGS)}")
-    entry = REFERENCE_SETTINGS[noise_type]
-    if isinstance(entry, tuple):
-        return entry
-    snr = float(snr_db)
-    if snr not in entry:
-        raise ConfigError(f"no reference universal-DWT setting for {noise_type} at {snr:g} dB (the reference "
-                          f"tuned {', '.join(f'{s:g}' for s in entry)} dB); use "
-                          "--config.baselines.threshold_search=True")
-    return entry[snr]
+    return per_dataset(REFERENCE_SETTINGS, noise_type, snr_db, "universal-DWT setting",
+                       "; use --config.baselines.threshold_search=True")
 
 
 def settings_text(approx: Factor, detail: float) -> str:

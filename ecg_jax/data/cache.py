@@ -14,11 +14,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
+
+from ecg_jax.atomic import save_npz_atomic
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +70,8 @@ def _arrays_checksum(arrays: Mapping[str, np.ndarray], key: str) -> str:
 
 def save_cache(path: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write atomically: a temp file in the same folder, then os.replace."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     payload = dict(arrays, key=np.array(key), checksum=np.array(_arrays_checksum(arrays, key)))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_npz_atomic(path, payload)
 
 
 def load_cache(path: str, key: str) -> dict[str, np.ndarray] | None:

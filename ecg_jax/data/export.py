@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import ml_collections
 import numpy as np
 
+from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.config_utils import resolve_config
 from ecg_jax.data.card import data_card
 from ecg_jax.data.prepared import PreparedData
@@ -39,15 +39,8 @@ def export_arrays(prepared: PreparedData, config: ml_collections.ConfigDict, pat
     for noise_type in config.noise_types:
         for snr in config.snr_levels:
             arrays[f"{noise_type}_{float(snr):g}"] = prepared.noisy(noise_type, snr).astype(np.float32)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        save_npz_atomic(path, arrays, overwrite=overwrite)
+    except FileExistsError as e:
+        raise OutputExistsError(str(e)) from None
     return card

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
-from ecg_jax.denoise.atomic import temp_beside
+from ecg_jax.atomic import temp_beside
 from ecg_jax.denoise.core import CHANNELS, WINDOW, Denoiser, ensemble_window_fn
 from ecg_jax.denoise.resampling import MODEL_FS
 from ecg_jax.denoise.runs import read_data_card, restore_members

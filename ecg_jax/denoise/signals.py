@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ecg_jax.denoise.atomic import temp_beside
+from ecg_jax.atomic import temp_beside
 from ecg_jax.errors import DenoiseInputError
 
 INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")

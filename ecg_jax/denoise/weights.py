@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from ecg_jax.denoise.atomic import temp_beside
+from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.errors import EcgJaxError
 
 FORMAT = "ecg-jax-weights"
@@ -73,17 +73,10 @@ def save_weights(path: str, variables_stacked: Mapping[str, Any], norm_mean, nor
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "normalization_rule": NORMALIZATION_RULE,
                  **meta, "members_count": int(mean.shape[0])}
     arrays.update(norm_mean=mean, norm_std=std, meta=np.asarray(json.dumps(full_meta)))
-    tmp = temp_beside(path, ".weights-")
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        if os.path.exists(path) and not overwrite:   # someone else wrote it meanwhile
-            raise WeightsError(f"{path} appeared while writing; refusing to overwrite it")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        save_npz_atomic(path, arrays, overwrite=overwrite)
+    except FileExistsError as e:   # someone else wrote it meanwhile
+        raise WeightsError(str(e)) from None
     return path
 
 
