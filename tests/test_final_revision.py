@@ -144,3 +144,22 @@ def test_export_writes_the_reference_arrays_in_example_order(folder, tmp_path):
         assert str(z["revision"]) == "final"
     with pytest.raises(FileExistsError):
         export_arrays(prepare_data(config), config, str(path))   # never silently rewritten
+
+
+def test_prepare_script_exports_once_and_refuses_to_overwrite(tmp_path):
+    import subprocess
+
+    out = tmp_path / "final.npz"
+    args = [sys.executable, os.path.join(REPO, "scripts", "prepare_data.py"), "--config",
+            os.path.join(REPO, "configs", "final.py:smoke"), "--config.data.source=synthetic",
+            f"--config.data.cache_dir={tmp_path / 'cache'}", f"--export={out}"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "revision: final" in first.stdout and f"wrote {out}" in first.stdout
+    with np.load(out, allow_pickle=False) as z:
+        assert z["clean"].shape == (1000, 256, 2) and z["emb_0"].shape == (1000, 256, 2)
+        assert len(z["train_index"]) == 800 and str(z["revision"]) == "final"
+    before = out.read_bytes()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1 and "exists" in again.stderr
+    assert out.read_bytes() == before
