@@ -259,6 +259,21 @@ def snr_curve_series(rows: list[dict], methods: list[str] | None = None,
     return series
 
 
+def plot_snr_curves_by_protocol(rows: list[dict], out_dir: str, epoch: int | None = None) -> dict[str, str]:
+    """One SNR-curve figure per (split, source, revision), so a "first" FFT curve is never averaged
+    with a "paper" one: {stem: png path, stem + "_svg": svg path}. One protocol: stem "snr_curves"."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for (split, source), group in group_by_protocol(rows).items():
+        for r in group:
+            groups.setdefault((split, source, r.get("revision", "paper")), []).append(r)
+    paths = {}
+    for (split, source, revision), group in groups.items():
+        stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}_{revision}"
+        png, svg = plot_snr_curves(group, os.path.join(out_dir, stem), epoch=epoch)
+        paths[stem], paths[stem + "_svg"] = png, svg
+    return paths
+
+
 def snr_curve_figure(rows: list[dict], title: str | None = None, methods: list[str] | None = None,
                      epoch: int | None = None) -> Figure:
     """The Figure of `plot_snr_curves` (not saved)."""

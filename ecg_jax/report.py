@@ -72,10 +72,7 @@ def write_report(result_paths: list[str], out_dir: str, epoch: int | None = None
     os.makedirs(out_dir, exist_ok=True)
 
     written = list(tables.write_tables(rows, out_dir, epoch=epoch).values())
-    groups = tables.group_by_protocol(rows)
-    for (split, source), group in groups.items():
-        stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}"
-        written += figures.plot_snr_curves(group, os.path.join(out_dir, stem), epoch=epoch)
+    written += list(figures.plot_snr_curves_by_protocol(rows, out_dir, epoch=epoch).values())
     written += write_example_figures(result_paths, out_dir)
 
     with open(os.path.join(out_dir, "tables.md")) as f:

@@ -260,15 +260,10 @@ def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: flo
 
 def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, experiments: list[str],
                   rows: list[dict]) -> dict[str, str]:
-    from ecg_jax import figures, tables
+    from ecg_jax import figures
     from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
 
-    paths: dict[str, str] = {}
-    groups = tables.group_by_protocol(rows)
-    for (split, source), group in groups.items():
-        stem = "snr_curves" if len(groups) == 1 else f"snr_curves_{split}_{source}"
-        png, svg = figures.plot_snr_curves(group, os.path.join(out_dir, stem))
-        paths[stem], paths[stem + "_svg"] = png, svg
+    paths: dict[str, str] = figures.plot_snr_curves_by_protocol(rows, out_dir)
 
     noise_type, snr = _example_dataset(paper)
     clean, noisy, fs, stats = example_window(paper, noise_type, snr)

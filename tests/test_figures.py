@@ -213,3 +213,21 @@ def test_classical_methods_get_readable_labels():
     fig = figures.snr_curve_figure(rows)
     assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == ["FFT", "EMD", "U-Net"]
     assert isinstance(fig.legends[0].legend_handles[-1], Line2D)
+
+
+def test_snr_curves_are_drawn_per_revision(tmp_path):
+    """A "first" FFT row and a "paper" FFT row of the same dataset never share one curve."""
+    from ecg_jax.figures import plot_snr_curves_by_protocol
+    from ecg_jax.results import make_row
+
+    def row(revision, snr_out):
+        metrics = {k: 0.1 for k in ("rmse", "snr_improvement_db", "prd", "ssd", "mad", "cosine")}
+        metrics["snr_db"] = snr_out
+        return make_row(method="fft", noise_type="emb", snr_db=-4, seed=None, split="reference",
+                        source="physionet", revision=revision, metrics=metrics)
+    paths = plot_snr_curves_by_protocol([row("paper", -4.0), row("first", 1.5)], str(tmp_path))
+    assert sorted(k for k in paths if not k.endswith("_svg")) == [
+        "snr_curves_reference_physionet_first", "snr_curves_reference_physionet_paper"]
+    assert all(os.path.exists(p) for p in paths.values())
+    single = plot_snr_curves_by_protocol([row("paper", -4.0)], str(tmp_path / "one"))
+    assert set(single) == {"snr_curves", "snr_curves_svg"}
