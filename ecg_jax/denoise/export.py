@@ -91,7 +91,8 @@ def score_denoiser(denoiser: Denoiser, prepared, noise_types, snr_levels) -> lis
 
 
 def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: int | None = None,
-                   score: bool = True, score_members: bool = False, overwrite: bool = False) -> dict:
+                   score: bool = True, score_members: bool = False, overwrite: bool = False,
+                   note: str = "") -> dict:
     """Write `output` (.npz weights) and its model card (same stem, .json); returns the card.
 
     `member`: "all" (every member: a seed ensemble) or one index. `score`: add the
@@ -118,6 +119,7 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
         "normalization": {"rule": NORMALIZATION_RULE, "mean_mv": restored.mean.tolist(), "std_mv": restored.std.tolist()},
         "training_data": meta["training_data"], "recipe": meta["recipe"], "members": restored.members,
         "weights_file": os.path.basename(output),
+        **({"note": note} if note else {}),
     }
     if score:
         from ecg_jax.data import prepare_data
