@@ -2,6 +2,7 @@
 
   python scripts/export.py --workdir runs/dancer --output weights/dancer.npz            # every member
   python scripts/export.py --workdir runs/dancer --output d0.npz --member 0 --epoch 40  # one member
+  python scripts/export.py --workdir runs/grid --output emb0.npz --dataset emb@0       # one dataset's seeds
 
 The card (same stem, .json) lists the network, parameter count, options,
 normalisation, training data and recipe, and the exported denoiser's mean
@@ -23,6 +24,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config.json, 
 _OUTPUT = flags.DEFINE_string("output", None, "Weights file to write (.npz); the card goes next to it.",
                               required=True)
 _MEMBER = flags.DEFINE_string("member", "all", "Member index, or 'all' (a seed ensemble).")
+_DATASET = flags.DEFINE_string("dataset", None, "NOISE@SNR (e.g. emb@0): only the members trained on that dataset; "
+                               "needed with --member all when the run's members span several datasets.")
 _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint after this epoch; default the latest.")
 _SCORE = flags.DEFINE_bool("score", True, "Score the exported denoiser on the run's test windows.")
 _SCORE_MEMBERS = flags.DEFINE_bool("score_members", False, "Also score each member on its own.")
@@ -37,7 +40,7 @@ def main(argv):
 
     card = export_workdir(_WORKDIR.value, _OUTPUT.value, member=_MEMBER.value, epoch=_EPOCH.value,
                           score=_SCORE.value, score_members=_SCORE_MEMBERS.value, overwrite=_OVERWRITE.value,
-                          note=_NOTE.value)
+                          note=_NOTE.value, dataset=_DATASET.value)
     print(f"wrote {_OUTPUT.value} ({card['members_count']} member(s), {card['parameter_count']:,} parameters each)")
     for row in card.get("scores", {}).get("rows", []):
         print(json.dumps(row))

@@ -69,7 +69,7 @@ def test_resampling_round_trip(fs):
     np.testing.assert_allclose(back[200:-200], x360[200:-200], atol=3e-5)
 
 
-@pytest.mark.parametrize("fs", [360, 500, 128])
+@pytest.mark.parametrize("fs", [360, 500, 128, 128.5])
 def test_blocked_equals_unblocked(fs):
     def nonlinear(x):  # depends on the whole window: any misaligned block would show
         return np.tanh(x) + x.mean(axis=1, keepdims=True)
@@ -269,11 +269,27 @@ def test_weights_round_trip_and_the_ensemble_of_two_dancers(dancer_weights):
     np.testing.assert_allclose(both, (singles[0] + singles[1]) / 2, rtol=1e-4, atol=1e-4)
 
 
-def test_load_denoiser_on_a_500_hz_signal(dancer_weights):
+def test_load_denoiser_on_a_500_hz_signal(dancer_weights, tmp_path, monkeypatch):
     d = load_denoiser(dancer_weights[0], member=1, batch=32)
     x = band_limited(500, 4, leads=1)[:, 0]
     y = d(x, fs=500)
     assert y.shape == x.shape and np.isfinite(y).all()
+    # A weights file whose member 1 is the identity (in mV, through its own normalisation) and member 0
+    # is not: the loaded member-1 denoiser gives a 500 Hz signal back, through 360 Hz and back.
+    import ecg_jax.models as models
+
+    original = models.create_model
+    monkeypatch.setattr(models, "create_model", lambda name, **kw: Scale() if name == "scale" else original(name, **kw))
+    path = str(tmp_path / "scale.npz")
+    save_weights(path, {"params": {"scale": np.array([3.0, 1.0], np.float32)}}, [[0.2, -0.1], [0.5, -0.3]],
+                 [[1.0, 2.0], [0.5, 4.0]], {"network": "scale", "options": {}})
+    x2 = band_limited(500, 6, leads=2)
+    y2 = load_denoiser(path, member=1, batch=32)(x2, fs=500)
+    assert y2.shape == x2.shape
+    np.testing.assert_allclose(y2[50:-50], x2[50:-50], atol=1e-4)
+    y1 = load_denoiser(path, member=1, batch=32)(x2[:, 0], fs=500)
+    np.testing.assert_allclose(y1[50:-50], x2[50:-50, 0], atol=1e-4)
+    assert np.abs(load_denoiser(path, member=0, batch=32)(x2, fs=500) - x2)[50:-50].max() > 0.1
 
 
 # --------------------------------------------------------------- command line

@@ -299,12 +299,17 @@ class MissingWeightsError(EcgJaxError):
 
 
 def load_denoiser(path: str | None = None, workdir: str | None = None, member: str | int = "all",
-                  epoch: int | None = None, **kwargs) -> Denoiser:
+                  epoch: int | None = None, dataset: str | None = None, **kwargs) -> Denoiser:
     """A Denoiser from a weights file (default `weights/dancer.npz`) or a training workdir.
 
     `member`: "all" (the seed ensemble: members' outputs averaged) or one member index.
+    `dataset`: "NOISE@SNR" (e.g. "emb@0"): only the members trained on that dataset.
+    "all" over members of several datasets (a run over a noise type x SNR grid) is
+    refused: they are different models with different normalisations, not a seed
+    ensemble; pick a dataset or a member. With one dataset nothing needs choosing.
     Extra keyword arguments (hop, batch, block_seconds) go to `Denoiser`.
     """
+    from ecg_jax.denoise.runs import select_members
     from ecg_jax.denoise.weights import load_weights, member_variables, stack_variables
 
     if path and workdir:
@@ -312,7 +317,7 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
     if workdir:
         from ecg_jax.denoise.runs import restore_members
 
-        r = restore_members(workdir, member, epoch)
+        r = restore_members(workdir, member, epoch, dataset=dataset)
         meta = {"network": r.config.model, "workdir": workdir, "members": r.members}
         return Denoiser.from_variables(r.model, r.variables, r.mean, r.std, meta=meta, **kwargs)
     path = path or DEFAULT_WEIGHTS
@@ -321,15 +326,16 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
                 f"{os.path.relpath(DEFAULT_WEIGHTS, REPO_ROOT)}, or pass --weights FILE or --workdir RUN")
         raise MissingWeightsError(f"no weights file at {path}; {hint}")
     model, variables, mean, std, meta = load_weights(path)
-    if str(member).strip().lower() != "all":
-        k = len(mean)
-        try:
-            index = int(member)
-        except ValueError:
-            raise EcgJaxError(f"member must be an index or 'all', got {member!r}") from None
-        if not 0 <= index < k:
-            raise EcgJaxError(f"member {index} does not exist: {path} holds members 0..{k - 1}")
-        variables = stack_variables([member_variables(variables, index)])
-        mean, std = mean[index:index + 1], std[index:index + 1]
+    k = len(mean)
+    members = meta.get("members")
+    datasets = None
+    if isinstance(members, list) and len(members) == k and \
+            all(isinstance(m, dict) and "noise_type" in m and "snr_db" in m for m in members):
+        datasets = [(str(m["noise_type"]), float(m["snr_db"])) for m in members]
+    indices = select_members(k, datasets, member, dataset, where=path)
+    if indices != list(range(k)):
+        variables = stack_variables([member_variables(variables, i) for i in indices])
+        mean, std = mean[indices], std[indices]
+        if isinstance(members, list) and len(members) == k:
+            meta = {**meta, "members": [members[i] for i in indices]}
     return Denoiser.from_variables(model, variables, mean, std, meta=meta, **kwargs)
-

@@ -92,10 +92,12 @@ def score_denoiser(denoiser: Denoiser, prepared, noise_types, snr_levels) -> lis
 
 def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: int | None = None,
                    score: bool = True, score_members: bool = False, overwrite: bool = False,
-                   note: str = "") -> dict:
+                   note: str = "", dataset: str | None = None) -> dict:
     """Write `output` (.npz weights) and its model card (same stem, .json); returns the card.
 
-    `member`: "all" (every member: a seed ensemble) or one index. `score`: add the
+    `member`: "all" (every member: a seed ensemble) or one index. `dataset`: "NOISE@SNR"
+    (e.g. "emb@0"), only that dataset's members; "all" over a run whose members span
+    several datasets is refused (they are not a seed ensemble). `score`: add the
     test-window scores of the exported denoiser; `score_members`: also each member's own.
     """
     from ecg_jax.models import count_params
@@ -106,10 +108,11 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
     for path in (output, card_file):
         if os.path.exists(path) and not overwrite:
             raise WeightsError(f"{path} exists; refusing to overwrite it (pass overwrite=True or choose another name)")
-    restored = restore_members(workdir, member, epoch)
+    restored = restore_members(workdir, member, epoch, dataset=dataset)
     config = restored.config
     meta = build_meta(config, read_data_card(workdir), restored.members)
-    meta["exported_from"] = {"workdir": os.path.abspath(workdir), "member": str(member), "epoch": epoch}
+    meta["exported_from"] = {"workdir": os.path.abspath(workdir), "member": str(member), "epoch": epoch,
+                           **({"dataset": str(dataset)} if dataset else {})}
     card = {
         "network": meta["network"], "options": meta["options"],
         "parameter_count": count_params(member_variables(restored.variables, 0)["params"]),

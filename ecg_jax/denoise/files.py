@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 
+from ecg_jax.atomic import temp_beside
 from ecg_jax.denoise.core import load_denoiser
-from ecg_jax.denoise.signals import Recording, check_output_path, open_recording, open_writer
+from ecg_jax.denoise.signals import Recording, check_output_path, one_line, open_recording, open_writer
 from ecg_jax.errors import DenoiseInputError
 
 PLOT_SECONDS = 10.0
@@ -16,30 +17,61 @@ PLOT_SECONDS = 10.0
 
 def denoise_file(input_path: str, output_path: str, fs: float | None = None, weights: str | None = None,
                  workdir: str | None = None, member: str | int = "all", plot: str | None = None,
-                 overwrite: bool = False, progress: bool = True) -> dict:
+                 overwrite: bool = False, progress: bool = True, dataset: str | None = None) -> dict:
     """Denoise `input_path` into `output_path` (formats by extension; see `signals.py`).
 
     Returns a summary: samples, leads, fs, seconds of signal, wall time.
-    Everything that can be checked is checked before the network is loaded.
+    Everything that can be checked is checked before the network is loaded: the
+    output and the plot paths (an existing file is refused unless `overwrite`; the
+    plot's folder must exist), the input, the weights. The plot is rendered to a
+    temporary file before the output is committed and renamed after it, so a
+    failure leaves neither half-written.
     """
-    check_output_path(output_path, overwrite)
-    if plot is not None and os.path.splitext(plot)[1].lower() != ".png":
-        raise DenoiseInputError(f"--plot must name a .png file, got {plot}")
+    output_path = check_output_path(output_path, overwrite)
+    if plot is not None:
+        check_plot_path(plot, overwrite)
     recording = open_recording(input_path, fs)
-    denoiser = load_denoiser(weights, workdir=workdir, member=member)
+    denoiser = load_denoiser(weights, workdir=workdir, member=member, dataset=dataset)
     tic = time.perf_counter()
     shown = max(1, min(recording.n_samples, int(PLOT_SECONDS * recording.fs)))
     first: list[np.ndarray] = []
-    with open_writer(output_path, recording, recording.n_samples) as writer:
-        for block in denoiser.blocks(recording, progress=progress):
-            writer.write(block)
-            if sum(len(b) for b in first) < shown:
-                first.append(block[:shown])
-    if plot:
-        plot_comparison(plot, recording, np.concatenate(first)[:shown])
+    plot_tmp = None
+    try:
+        with open_writer(output_path, recording, recording.n_samples) as writer:
+            for block in denoiser.blocks(recording, progress=progress):
+                writer.write(block)
+                if sum(len(b) for b in first) < shown:
+                    first.append(block[:shown])
+            if plot:
+                try:
+                    plot_tmp = temp_beside(plot, ".plot-")
+                    plot_comparison(plot_tmp, recording, np.concatenate(first)[:shown])
+                except OSError as e:
+                    raise DenoiseInputError(f"cannot write the plot {plot}: {one_line(e)}") from None
+        if plot_tmp:
+            os.replace(plot_tmp, plot)
+            plot_tmp = None
+    finally:
+        if plot_tmp and os.path.exists(plot_tmp):
+            os.remove(plot_tmp)
     return {"input": input_path, "output": output_path, "samples": recording.n_samples, "leads": recording.n_leads,
             "fs": recording.fs, "seconds": recording.n_samples / recording.fs,
             "wall_s": time.perf_counter() - tic}
+
+
+def check_plot_path(path: str, overwrite: bool = False) -> None:
+    """Refuse a plot path that is not a .png, whose folder does not exist, or that exists (unless overwrite)."""
+    if os.path.splitext(path)[1].lower() != ".png":
+        raise DenoiseInputError(f"--plot must name a .png file, got {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DenoiseInputError(f"--plot {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DenoiseInputError(f"--plot {path}: the folder {folder} is not writable")
+    if os.path.isdir(path):
+        raise DenoiseInputError(f"--plot {path} is a folder; choose a file name")
+    if os.path.exists(path) and not overwrite:
+        raise DenoiseInputError(f"{path} exists; refusing to overwrite it (use --overwrite)")
 
 
 def plot_comparison(path: str, recording: Recording, denoised: np.ndarray) -> None:
@@ -63,5 +95,5 @@ def plot_comparison(path: str, recording: Recording, denoised: np.ndarray) -> No
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(os.path.basename(recording.path), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

@@ -23,7 +23,9 @@ write them to a temporary file that is renamed when complete:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tempfile
 from typing import Callable
 
@@ -59,7 +61,13 @@ class Recording:
     wfdb_baseline: list[int] | None = None
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.read_mv(start, stop), np.float32).reshape(stop - start, self.n_leads)
+        """Samples [start, stop) in mV; any failure of the underlying reader is a one-line DenoiseInputError."""
+        try:
+            return np.asarray(self.read_mv(start, stop), np.float32).reshape(stop - start, self.n_leads)
+        except DenoiseInputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a file that cannot be read is bad input, one line
+            raise DenoiseInputError(f"cannot read samples {start}..{stop} of {self.path}: {one_line(e)}") from None
 
     @property
     def output_units(self) -> list[str]:
@@ -68,6 +76,12 @@ class Recording:
 
 def extension(path: str) -> str:
     return os.path.splitext(path)[1].lower()
+
+
+def one_line(e: BaseException) -> str:
+    """"Type: first line of the message" for a one-line error."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> Recording:
@@ -82,7 +96,8 @@ def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> R
 
 
 def open_recording(path: str, fs: float | None = None) -> Recording:
-    """Open a recording by extension; `fs` is required for .csv and .npy (and overrides nothing else)."""
+    """Open a recording by extension; `fs` is required for .csv and .npy. For .hea and .edf
+    the file states the rate: an `fs` that differs from it is refused (an equal one is fine)."""
     ext = extension(path)
     if ext not in INPUT_EXTENSIONS:
         raise DenoiseInputError(f"{path}: unknown input extension {ext or '(none)'!r}; "
@@ -98,25 +113,41 @@ def open_recording(path: str, fs: float | None = None) -> Recording:
             return _read_csv(path, fs)
         if ext == ".npy":
             return _read_npy(path, fs)
-        if ext == ".hea":
-            return _read_wfdb(path)
-        return _read_edf(path)
+        recording = _read_wfdb(path) if ext == ".hea" else _read_edf(path)
     except DenoiseInputError:
         raise
     except Exception as e:  # noqa: BLE001 - a file the library cannot parse is bad input, one line
-        raise DenoiseInputError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") \
-            from None
+        raise DenoiseInputError(f"cannot read {path}: {one_line(e)}") from None
+    if fs is not None and not math.isclose(float(fs), recording.fs, rel_tol=1e-9, abs_tol=1e-9):
+        raise DenoiseInputError(f"{path}: --fs {fs:g} differs from the file's own sampling rate, "
+                                f"{recording.fs:g} Hz; drop --fs (a {ext} file states its rate)")
+    return recording
+
+
+def _na_strings() -> frozenset[str]:
+    """The strings pandas reads as NaN by default (NA, N/A, null, None, nan, ...)."""
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES
+
+        return frozenset(STR_NA_VALUES)
+    except ImportError:   # private in pandas; the list as of pandas 2
+        return frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                          "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 def _has_header(path: str) -> bool:
+    """A first row with any cell that is neither a number nor one of pandas' NA strings is a header."""
     with open(path) as f:
         first = f.readline()
-    cells = [c.strip() for c in first.strip().split(",")]
-    try:
-        [float(c) for c in cells if c]
-        return False
-    except ValueError:
-        return True
+    na = _na_strings()
+    for cell in (c.strip() for c in first.strip().split(",")):
+        if cell in na:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return True
+    return False
 
 
 def _read_csv(path: str, fs: float) -> Recording:
@@ -151,6 +182,7 @@ def _read_wfdb(path: str) -> Recording:
     header = wfdb.rdheader(name)
     if not header.sig_len or not header.n_sig:
         raise DenoiseInputError(f"{path}: the header names no samples or no signals")
+    _check_signal_files(path, header)
     units = [u or "mV" for u in (header.units or ["mV"] * header.n_sig)]
     factors = np.asarray([to_mv_factor(u) for u in units], np.float64)
 
@@ -162,6 +194,32 @@ def _read_wfdb(path: str) -> Recording:
                      lead_names=list(header.sig_name), units=units,
                      wfdb_gain=[float(g) for g in header.adc_gain],
                      wfdb_baseline=[int(b) for b in header.baseline])
+
+
+def _check_signal_files(path: str, header) -> None:
+    """Each signal file of a WFDB header exists and is at least as long as the header implies."""
+    from wfdb.io._signal import BYTES_PER_SAMPLE
+
+    files = getattr(header, "file_name", None)
+    if not files:   # a multi-segment record: its segments are checked when wfdb reads them
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    spf = list(header.samps_per_frame or [1] * header.n_sig)
+    offsets = list(header.byte_offset or [None] * header.n_sig)
+    need: dict[str, float] = {}
+    for i, (name, fmt) in enumerate(zip(files, header.fmt)):
+        width = BYTES_PER_SAMPLE.get(str(fmt))
+        if not name or name == "~" or not width:   # no file, or a compressed format: size unknown
+            continue
+        need[name] = need.get(name, float(offsets[i] or 0)) + header.sig_len * (spf[i] or 1) * width
+    for name, size in need.items():
+        file = os.path.join(folder, name)
+        if not os.path.isfile(file):
+            raise DenoiseInputError(f"{path}: its signal file {name} is missing (looked for {file})")
+        have = os.path.getsize(file)
+        if have < math.floor(size):
+            raise DenoiseInputError(f"{path}: its signal file {name} is truncated: {have} bytes, the header "
+                                    f"implies {math.floor(size)} ({header.sig_len} samples)")
 
 
 def _read_edf(path: str) -> Recording:
@@ -207,8 +265,16 @@ class Writer:
 
     def commit(self) -> None:
         self.finish()
-        for tmp, final in self._moves:
-            os.replace(tmp, final)
+        done = []
+        try:
+            for tmp, final in self._moves:
+                os.replace(tmp, final)
+                done.append(final)
+        except BaseException:
+            for final in done:   # half a WFDB record (.dat without .hea) is no output
+                if os.path.exists(final):
+                    os.remove(final)
+            raise
 
     def discard(self) -> None:
         for tmp, _ in self._moves:
@@ -220,7 +286,11 @@ class Writer:
 
     def __exit__(self, kind, value, traceback):
         if kind is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException:
+                self.discard()
+                raise
         else:
             self.discard()
 
@@ -312,19 +382,42 @@ class WfdbWriter(Writer):
         super().discard()
 
 
-def check_output_path(path: str, overwrite: bool = False) -> None:
-    """Refuse an unknown output extension or an existing output before any work is done."""
+WFDB_RECORD_NAME = re.compile(r"^[-\w]+$")   # what wfdb accepts as a record name
+
+
+def output_path(path: str) -> str:
+    """The path an output is written to: a WFDB header's extension in lower case (out.HEA -> out.hea,
+    next to out.dat), as wfdb reads and writes it; other extensions as given."""
+    stem, ext = os.path.splitext(path)
+    return stem + ".hea" if ext.lower() == ".hea" else path
+
+
+def check_output_path(path: str, overwrite: bool = False) -> str:
+    """Refuse an unknown output extension, a WFDB record name wfdb cannot read back, or an
+    existing output, before any work is done; returns the path to write (`output_path`)."""
     ext = extension(path)
     if ext not in OUTPUT_EXTENSIONS:
         raise DenoiseInputError(f"{path}: unknown output extension {ext or '(none)'!r}; "
                                 f"valid: {', '.join(OUTPUT_EXTENSIONS)}")
+    path = output_path(path)
+    if ext == ".hea":
+        stem = os.path.basename(_record_name(path))
+        if not WFDB_RECORD_NAME.match(stem):
+            suggestion = re.sub(r"[^-\w]", "_", stem) or "record"
+            raise DenoiseInputError(f"{path}: {stem!r} is not a WFDB record name wfdb can read back; use only "
+                                    f"letters, digits, '_' and '-' before .hea (e.g. {suggestion}.hea)")
     finals = [_record_name(path) + ".dat", path] if ext == ".hea" else [path]
     existing = [p for p in finals if os.path.exists(p)]
     if existing and not overwrite:
         raise DenoiseInputError(f"{existing[0]} exists; refusing to overwrite it (use --overwrite)")
+    folders = [p for p in finals if os.path.isdir(p)]
+    if folders:
+        raise DenoiseInputError(f"{folders[0]} is a folder; choose another output name")
+    return path
 
 
 def open_writer(path: str, recording: Recording, n_samples: int) -> Writer:
+    path = output_path(path)
     ext = extension(path)
     if ext == ".npy":
         return NpyWriter(path, n_samples, recording.n_leads)

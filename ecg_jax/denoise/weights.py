@@ -93,33 +93,60 @@ def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, di
     with _open(path) as data:
         meta = _meta(data, path)
         variables: dict[str, Any] = {}
-        for collection in COLLECTIONS:
-            prefix = f"{collection}/"
-            flat = {k[len(prefix):]: np.asarray(data[k]) for k in data.files if k.startswith(prefix)}
-            if flat:
-                variables[collection] = traverse_util.unflatten_dict(flat, sep="/")
-        mean, std = np.asarray(data["norm_mean"], np.float32), np.asarray(data["norm_std"], np.float32)
+        try:
+            for collection in COLLECTIONS:
+                prefix = f"{collection}/"
+                flat = {k[len(prefix):]: np.asarray(data[k]) for k in data.files if k.startswith(prefix)}
+                if flat:
+                    variables[collection] = traverse_util.unflatten_dict(flat, sep="/")
+            mean, std = np.asarray(data["norm_mean"], np.float32), np.asarray(data["norm_std"], np.float32)
+        except Exception as e:  # noqa: BLE001 - a damaged member of the archive: one line
+            raise WeightsError(f"{path} is damaged ({_one_line(e)})") from None
     if "params" not in variables:
         raise WeightsError(f"{path} holds no parameters")
+    sizes = {np.shape(v)[0] if np.ndim(v) else None for v in jax.tree_util.tree_leaves(variables)}
+    if mean.ndim != 2 or mean.shape[1:] != (2,) or std.shape != mean.shape or sizes != {mean.shape[0]}:
+        raise WeightsError(f"{path} is inconsistent: norm_mean {mean.shape}, norm_std {std.shape}, "
+                           f"member axes of the variables {sorted(map(str, sizes))}")
     model = create_model(meta["network"], **meta.get("options", {}))
     return model, variables, mean, std, meta
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def _open(path: str):
     if not os.path.exists(path):
         raise WeightsError(f"weights file {path} does not exist")
+    if os.path.isdir(path):
+        raise WeightsError(f"{path} is a folder, not a weights file")
+    if not path.lower().endswith(".npz"):
+        raise WeightsError(f"{path} is not a weights file: it must be a .npz written by scripts/export.py")
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - whatever numpy raises for a file that is not an npz
-        raise WeightsError(f"{path} is not a weights file ({type(e).__name__}: {e})") from None
+        raise WeightsError(f"{path} is not a weights file ({_one_line(e)})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):   # a .npy array saved under a .npz name
+        raise WeightsError(f"{path} is not a weights file: it holds one array, not an .npz archive")
+    return data
 
 
 def _meta(data, path: str) -> dict:
     missing = {"meta", "norm_mean", "norm_std"} - set(data.files)
     if missing:
         raise WeightsError(f"{path} is not an ecg-jax weights file (missing {', '.join(sorted(missing))})")
-    meta = json.loads(str(data["meta"]))
-    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        meta = json.loads(str(data["meta"]))
+    except Exception as e:  # noqa: BLE001 - damaged archive member or JSON
+        raise WeightsError(f"{path}: its meta is not readable JSON ({_one_line(e)})") from None
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{path}: its meta is not a JSON object")
+    if meta.get("format") != FORMAT or not isinstance(meta.get("format_version", 0), int) \
+            or meta.get("format_version", 0) > FORMAT_VERSION:
         raise WeightsError(f"{path}: unsupported weights format {meta.get('format')!r} "
                            f"version {meta.get('format_version')!r} (this code reads {FORMAT} <= {FORMAT_VERSION})")
+    if not isinstance(meta.get("network"), str) or not isinstance(meta.get("options", {}), dict):
+        raise WeightsError(f"{path}: its meta names no network or options")
     return meta
