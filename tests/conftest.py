@@ -38,6 +38,22 @@ def shared_data_dir() -> pathlib.Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def published_json() -> pathlib.Path:
+    """../shared/spec/published.json (or the spec folder beside $ECG_JAX_DATA): required in CI."""
+    candidates = [REPO_ROOT.parent / "shared" / "spec" / "published.json"]
+    data = find_shared_data()
+    if data is not None:
+        candidates.insert(0, data.parent / "spec" / "published.json")
+    for c in candidates:
+        if c.is_file():
+            return c
+    msg = f"published numbers not found: looked at {', '.join(map(str, candidates))}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg + " -- required when CI=true")
+    pytest.skip(msg)
+
+
 def pytest_sessionstart(session) -> None:
     """Use the persistent XLA cache (tests compile the same programs many times); and
     in CI, a missing data folder stops the whole run before any test: loud, not skipped."""
