@@ -27,6 +27,19 @@ def temp_beside(final_path: str, prefix: str = ".tmp-") -> str:
     return tmp
 
 
+def write_text_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` atomically (the temporary file is removed if writing fails)."""
+    tmp = temp_beside(path, os.path.basename(path) + ".")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
     """np.savez `arrays` to `path` atomically. With overwrite=False a file that appeared at
     `path` while writing is left alone (FileExistsError): nothing is silently rewritten."""

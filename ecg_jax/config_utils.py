@@ -11,11 +11,11 @@ import difflib
 import json
 import math
 import numbers
-import os
 from typing import Any, Callable, Iterable, Sequence
 
 import ml_collections
 
+from ecg_jax.atomic import write_text_atomic  # noqa: F401  (re-exported: callers import it from here)
 from ecg_jax.errors import ConfigError
 
 NOISE_TYPES = ("emb", "bw", "ma", "em")   # protocol order for tables
@@ -425,14 +425,6 @@ def _lists_to_tuples(x: Any) -> Any:
     if isinstance(x, list):
         return tuple(_lists_to_tuples(v) for v in x)
     return x
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def config_differences(saved: Any, new: Any, ignore: Sequence[str] = (), prefix: str = "") -> list[tuple[str, Any, Any]]:

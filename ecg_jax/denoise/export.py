@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ecg_jax.atomic import write_text_atomic
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
-from ecg_jax.atomic import temp_beside
 from ecg_jax.denoise.core import CHANNELS, WINDOW, Denoiser, ensemble_window_fn
 from ecg_jax.denoise.resampling import MODEL_FS
 from ecg_jax.denoise.runs import read_data_card, restore_members
@@ -141,13 +141,5 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
                     one, prepared, scored_noise_types(config), config.snr_levels)})
     meta["card"] = {k: card[k] for k in ("parameter_count", "scores") if k in card}
     save_weights(output, restored.variables, restored.mean, restored.std, meta, overwrite=overwrite)
-    _write_json_atomic(card_file, card)
+    write_text_atomic(card_file, json.dumps(card, indent=2) + "\n")
     return card
-
-
-def _write_json_atomic(path: str, obj: dict) -> None:
-    tmp = temp_beside(path, ".card-")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
