@@ -21,7 +21,7 @@ from ecg_jax.data import final_revision, records as records_lib, windows as wind
 from ecg_jax.config_utils import MIXED_NOISE, RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
 from ecg_jax.data.cache import cache_key, load_cache, resolve_cache_dir, save_cache
 from ecg_jax.data.prepared import PreparedData, SegmentBank
-from ecg_jax.errors import ConfigError
+from ecg_jax.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,6 @@ def _verified_checksums(data_dir: str, names: list[str], fs: float) -> dict[str,
     that passed them. On a mismatch they run first, so that a truncated file
     or a bad header gets its own message rather than the generic checksum one.
     """
-    from ecg_jax.errors import DataError
     try:
         return records_lib.record_checksums(data_dir, records_lib.physionet_record_paths(names))
     except DataError:
