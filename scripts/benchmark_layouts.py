@@ -7,14 +7,18 @@ process with 4 fake CPU devices (XLA_FLAGS=--xla_force_host_platform_device_coun
 Throughput comes from the workdir's metrics.jsonl: member-steps of every epoch
 but each program's first (which includes compiling), over their epoch_seconds.
 Prints each layout's rate and its ratio to the first layout, and whether the
-layouts' results agree.
+layouts' results agree. With --repeats N the layouts run round-robin N times
+(so a slow spell of a shared machine hits every layout alike) and the median
+rate is reported, with the range.
 
   python scripts/benchmark_layouts.py                       # U-Net smoke, 4 seeds, 1x1,1x4,2x2
   python scripts/benchmark_layouts.py --epochs 6 --json out.json
+  python scripts/benchmark_layouts.py --epochs 6 --repeats 3
 """
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,7 @@ _CONFIG = flags.DEFINE_string("config", "configs/unet.py:smoke", "Config file (r
 _SEEDS = flags.DEFINE_integer("seeds", 4, "Members (seeds) trained.")
 _WINDOWS = flags.DEFINE_integer("windows", 640, "data.n_windows (80% train).")
 _EPOCHS = flags.DEFINE_integer("epochs", 6, "Epochs per run.")
+_REPEATS = flags.DEFINE_integer("repeats", 1, "Round-robin repetitions of all layouts; the median rate is reported.")
 _JSON = flags.DEFINE_string("json", None, "Also write the numbers to this JSON file.")
 
 
@@ -77,17 +82,30 @@ def main(argv: list[str]) -> None:
     out = {}
     print(f"{_CONFIG.value}, {_SEEDS.value} seeds, {_WINDOWS.value} windows, {_EPOCHS.value} epochs; "
           f"{os.cpu_count()} CPU cores", flush=True)
-    for layout in _LAYOUTS.value:
-        workdir = os.path.join(root, layout)
-        wall = train(layout, workdir, cache)
-        out[layout] = {"member_steps_per_s": rate(workdir), "wall_s": wall, "results": results(workdir)}
+    if _REPEATS.value < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {_REPEATS.value}")
+    for repeat in range(_REPEATS.value):
+        for layout in _LAYOUTS.value:
+            workdir = os.path.join(root, f"{layout}-{repeat}")
+            wall = train(layout, workdir, cache)
+            r = out.setdefault(layout, {"member_steps_per_s_each": [], "wall_s_each": [], "results": results(workdir)})
+            r["member_steps_per_s_each"].append(rate(workdir))
+            r["wall_s_each"].append(wall)
+            if results(workdir) != r["results"]:       # a layout repeated must give the same bits
+                raise ConfigError(f"{layout}: repeat {repeat} gave other results than repeat 0")
     first = _LAYOUTS.value[0]
-    print(f"{'layout':<8} {'member-steps/s':>15} {'vs ' + first:>9} {'wall s':>8} {'max rel. diff of results':>26}")
+    for r in out.values():
+        r["member_steps_per_s"] = statistics.median(r["member_steps_per_s_each"])
+        r["wall_s"] = statistics.median(r["wall_s_each"])
+    print(f"{'layout':<8} {'member-steps/s':>15} {'range':>13} {'vs ' + first:>9} {'wall s':>8} "
+          f"{'max rel. diff of results':>26}")
     for layout, r in out.items():
         diff = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12)
                    for a, b in zip(r["results"], out[first]["results"]) for k in a)
         r["max_relative_result_difference_vs_first"] = diff
-        print(f"{layout:<8} {r['member_steps_per_s']:>15.1f} {r['member_steps_per_s'] / out[first]['member_steps_per_s']:>8.2f}x "
+        each = r["member_steps_per_s_each"]
+        print(f"{layout:<8} {r['member_steps_per_s']:>15.1f} {min(each):>6.1f}-{max(each):<6.1f} "
+              f"{r['member_steps_per_s'] / out[first]['member_steps_per_s']:>8.2f}x "
               f"{r['wall_s']:>8.1f} {diff:>26.2e}")
     if _JSON.value:
         with open(_JSON.value, "w") as f:

@@ -4,10 +4,10 @@
 (`jax.distributed` over loopback, gloo collectives) and as one process with 2
 and with 4 devices, all on the U-Net smoke config (4 seeds, 640 windows, 2
 epochs). Then `scripts/evaluate.py` scores the 2-process workdir in a single
-process. XLA:CPU's float rounding depends on how many devices a process
-drives (BENCHMARKS.md, "layouts"), so the exact comparison is between runs
-with the same devices per process; across device counts the results agree to
-float rounding.
+process. XLA:CPU's float rounding depends on the size of a process's thread
+pool; the scripts give every process of a mesh the same pool
+(`cli.cpu_thread_pool_size`), so 2 processes x 2 devices equal 1 process x 4
+bit for bit. A mesh of another size (1 x 2) agrees to float rounding.
 """
 
 from __future__ import annotations
@@ -94,15 +94,20 @@ def final_state_leaves(workdir) -> list[np.ndarray]:
     return [np.concatenate(parts) for parts in zip(*per_chunk)]   # member-leading, whatever the chunks
 
 
-def test_two_processes_equal_one_process_with_the_same_devices_per_process(runs):
-    a, b = rows_of(runs["2x2"]), rows_of(runs["1x2"])
+def test_two_processes_equal_one_process_of_the_same_mesh(runs):
+    """Issue 9's acceptance asks 1e-5; with the pinned thread pool they are equal bit for bit:
+    metrics, and every array of every member's final state."""
+    a, b = rows_of(runs["2x2"]), rows_of(runs["1x4"])
     assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
-    for x, y in zip(final_state_leaves(runs["2x2"]), final_state_leaves(runs["1x2"])):
+    for x, y in zip(final_state_leaves(runs["2x2"]), final_state_leaves(runs["1x4"])):
         np.testing.assert_array_equal(x, y)
 
 
-def test_two_processes_agree_with_one_process_of_four_devices(runs):
-    assert_rows_close(rows_of(runs["2x2"]), rows_of(runs["1x4"]), rtol=1e-4)
+def test_a_smaller_mesh_agrees_to_float_rounding(runs):
+    """1 x 2 runs with XLA's own pool of 2 threads, so its convolutions round differently; Adam turns
+    the rounding of the near-zero gradient of the bias before BatchNorm into lr-sized steps, which
+    moves the metrics by ~1e-5 relative after 2 epochs (measured 1.65e-5)."""
+    assert_rows_close(rows_of(runs["2x2"]), rows_of(runs["1x2"]), rtol=1e-4)
 
 
 @pytest.mark.parametrize("devices", [2, 1])
@@ -129,3 +134,40 @@ def test_a_one_process_checkpoint_evaluates_in_two_processes(runs, tmp_path):
     assert len(evaluated) == 4            # written once, by process 0, replacing the trained rows
     assert_rows_close(evaluated, trained, rtol=1e-5)
     assert "restored the checkpoint after epoch 2" in stderr[0]
+
+
+@pytest.mark.parametrize("cores, local, processes, expected", [
+    (2, 4, 1, None),     # XLA already gives max(2, 4) = 4
+    (2, 2, 2, 4),        # the same mesh split over 2 processes: 4, like 1 x 4
+    (2, 1, 4, 4),
+    (2, 1, 1, None),     # one device: XLA's default (2 cores)
+    (2, 2, 1, None),
+    (16, 2, 2, None),    # more cores than the mesh has devices: untouched
+    (8, 4, 4, 16),
+])
+def test_cpu_thread_pool_size_is_the_same_for_every_split_of_a_mesh(cores, local, processes, expected):
+    from ecg_jax.cli import cpu_thread_pool_size
+
+    assert cpu_thread_pool_size(cores, local, processes) == expected
+    pool = expected or max(cores, local)            # what XLA then uses
+    assert pool == max(cores, local * processes)
+
+
+def test_pin_cpu_thread_pool_sets_pjrt_nproc_unless_the_user_did(monkeypatch):
+    from jax._src import xla_bridge
+
+    from ecg_jax import cli
+
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    for name in cli.CPU_THREADS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    cli.pin_cpu_thread_pool(2)
+    assert os.environ["PJRT_NPROC"] == "4"
+    monkeypatch.delenv("PJRT_NPROC")
+    cli.pin_cpu_thread_pool(None)                    # one process of 2 devices on 2 cores: XLA's default
+    assert "PJRT_NPROC" not in os.environ
+    monkeypatch.setenv("NPROC", "3")                 # the user's choice wins
+    cli.pin_cpu_thread_pool(2)
+    assert "PJRT_NPROC" not in os.environ
