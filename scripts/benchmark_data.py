@@ -18,14 +18,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from absl import app  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
 from ecg_jax import data as datasets  # noqa: E402
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import define_config_file, run_main  # noqa: E402
 from ecg_jax.config_utils import resolve_config  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO_ROOT, "configs", "default.py"), "Experiment config file.")
+_CONFIG = define_config_file(os.path.join(REPO_ROOT, "configs", "default.py"), "Experiment config file.")
 
 
 def prepare_grid(config) -> tuple[datasets.PreparedData, dict, float]:

@@ -20,14 +20,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import define_config_file, run_main  # noqa: E402
 from ecg_jax.data import prepare_and_write_data_card  # noqa: E402
 from ecg_jax.errors import EcgJaxError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(REPO_ROOT, "configs", "default.py"), "Experiment config file.")
+_CONFIG = define_config_file(os.path.join(REPO_ROOT, "configs", "default.py"), "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for data_card.json.")
 _EXPORT = flags.DEFINE_string("export", None, "Write the prepared arrays to this .npz (never overwritten).")
 

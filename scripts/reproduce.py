@@ -17,13 +17,12 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
+from ecg_jax.cli import define_config_file, define_distributed_flags, run_main  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 from ecg_jax.reproduce import CONFIGS_DIR  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", os.path.join(CONFIGS_DIR, "paper.py"),
+_CONFIG = define_config_file(os.path.join(CONFIGS_DIR, "paper.py"),
                                           "Paper config (configs/paper.py[:smoke]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output root: baselines/, one folder per experiment, tables/.",
                                required=True)

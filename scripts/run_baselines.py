@@ -25,13 +25,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import run_main  # noqa: E402
+from ecg_jax.cli import define_config_file, run_main  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "default.py")
-_CONFIG = config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Config file (data and baseline fields).")
+_CONFIG = define_config_file(_DEFAULT_CONFIG, "Config file (data and baseline fields).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.json and results.jsonl.", required=True)
 
 

@@ -20,13 +20,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
 from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from ecg_jax.cli import define_distributed_flags, run_main  # noqa: E402
+from ecg_jax.cli import define_config_file, define_distributed_flags, run_main  # noqa: E402
 from ecg_jax.config_utils import check_trainable, load_config_json, resolve_config  # noqa: E402
 from ecg_jax.errors import ConfigError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/<network>.py[:smoke]).",
+_CONFIG = define_config_file(None, "Experiment config file (configs/<network>.py[:smoke]).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
 

@@ -99,3 +99,26 @@ def test_reproduce_refuses_a_misspelled_field_of_the_paper_config(tmp_path):
                                "--config.netwroks=unet", f"--workdir={workdir}"], tmp_path))
     assert "did you mean --config.networks?" in line, line
     assert_nothing_written(workdir)
+
+
+@pytest.mark.parametrize("script,args,expected", [
+    ("prepare_data.py", ["--config.data.revsion=final"], "did you mean --config.data.revision?"),
+    ("run_baselines.py", ["--config.baselines.method=dwt"], "did you mean --config.baselines.methods?"),
+    ("reproduce.py", ["--config.sedes=2"], "did you mean --config.seeds?"),
+    ("prepare_data.py", ["--config", os.path.join(REPO, "configs", "final.py"), "--config.data.revsion=final"],
+     "did you mean --config.data.revision?"),
+], ids=["prepare_data default", "run_baselines default", "reproduce default", "prepare_data final"])
+def test_a_misspelled_field_of_a_default_config_is_one_line(tmp_path, script, args, expected):
+    """Scripts with a default config file: ml_collections applies the overrides while the flag is
+    defined, before absl parses anything (a traceback before `cli.define_config_file`)."""
+    workdir = tmp_path / "w"
+    line = the_error_line(run([os.path.join(REPO, "scripts", script)] + args + [f"--workdir={workdir}"], tmp_path))
+    assert expected in line and "unknown config field" in line, line
+    assert_nothing_written(workdir)
+
+
+def test_overrides_without_a_config_file_are_one_line(tmp_path):
+    workdir = tmp_path / "w"
+    line = the_error_line(run([TRAIN, "--config.seeds=2", f"--workdir={workdir}"], tmp_path))
+    assert "--config.seeds=2" in line and "give --config FILE first" in line, line
+    assert_nothing_written(workdir)
