@@ -136,6 +136,24 @@ def test_a_one_process_checkpoint_evaluates_in_two_processes(runs, tmp_path):
     assert "restored the checkpoint after epoch 2" in stderr[0]
 
 
+def test_a_shard_only_one_process_reads_is_damaged_and_both_fall_back(runs, tmp_path):
+    """Process 1's shard files of the last checkpoint are truncated: process 1 cannot read its part,
+    process 0 can read its own. Both must give up that step together and restore the one before
+    (orbax's own restore ends in a barrier that process 1 would never reach)."""
+    workdir = tmp_path / "w"
+    shutil.copytree(runs["2x2"], workdir)
+    shards = sorted((workdir / "checkpoints" / "chunk_00" / "2" / "state" / "ocdbt.process_1" / "d").iterdir())
+    assert shards
+    for f in shards:
+        with open(f, "r+b") as fh:
+            fh.truncate(100)
+    stderr = run_script("evaluate.py", [f"--workdir={workdir}"], 2, 2, runs["env"])
+    assert f"{workdir / 'checkpoints' / 'chunk_00' / '2'} is damaged" in stderr[0]
+    assert "restored the checkpoint after epoch 1" in stderr[0]
+    rows = rows_of(workdir)
+    assert [r["epochs"] for r in rows] == [2] * 4 + [1] * 4     # the epoch-2 rows stay, epoch-1 rows added
+
+
 @pytest.mark.parametrize("cores, local, processes, expected", [
     (2, 4, 1, None),     # XLA already gives max(2, 4) = 4
     (2, 2, 2, 4),        # the same mesh split over 2 processes: 4, like 1 x 4

@@ -130,7 +130,34 @@ def read_meta(mgr: ocp.CheckpointManager, epoch: int | None = None) -> dict | No
     epoch = mgr.latest_step() if epoch is None else epoch
     if epoch is None:
         return None
-    return mgr.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    return _restore_item(mgr, epoch, "meta", ocp.JsonCheckpointHandler(), ocp.args.JsonRestore())
+
+
+def _restore_item(mgr: ocp.CheckpointManager, epoch: int, item: str, handler, args) -> Any:
+    """One item of a step, read by its handler rather than `mgr.restore`.
+
+    orbax's Checkpointer ends every restore with a barrier across processes. A
+    process whose read fails (a shard file only it reads is damaged) never
+    reaches it, and the processes' next collectives pair up wrongly: each
+    then fails or waits forever. Handlers only read; the callers agree on
+    success themselves (`sharding.any_process`)."""
+    try:
+        return handler.restore(mgr.directory / str(epoch) / item, args=args)   # an epath.Path
+    finally:
+        handler.close()
+
+
+def read_meta_agreed(mgr: ocp.CheckpointManager, epoch: int) -> dict:
+    """`read_meta`, with every process agreeing: DamagedCheckpoint on all when any cannot read it."""
+    problem = None
+    try:
+        meta = read_meta(mgr, epoch)
+    except Exception as e:  # noqa: BLE001 - any failure to read it means the step is unusable
+        problem = first_line(e)
+    if sharding.any_process(problem is not None):
+        raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its metadata cannot be read "
+                                f"({problem or 'by another process'})")
+    return meta
 
 
 def check_fingerprint(saved: dict, expected: dict, where: str) -> None:
@@ -193,11 +220,7 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
     epoch = mgr.latest_step() if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"no checkpoint found in {mgr.directory}")
-    try:
-        meta = read_meta(mgr, epoch)
-    except Exception as e:  # noqa: BLE001 - any failure to read it means the step is unusable
-        raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its metadata cannot be read "
-                                f"({first_line(e)})") from None
+    meta = read_meta_agreed(mgr, epoch)
     saved = int(meta.get("padded_members", n_members))
     # Restore straight into the member sharding when the saved count splits
     # evenly over this mesh; otherwise replicated, then re-padded below.
@@ -206,13 +229,19 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
     stored = jax.eval_shape(_storable, abstract_one)
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct((saved,) + tuple(x.shape[1:]), x.dtype, sharding=target), stored)
+    problem = None
     try:
-        restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
-        state = MemberState(*restored["state"])
+        restored = _restore_item(mgr, epoch, "state", ocp.StandardCheckpointHandler(),
+                                 ocp.args.StandardRestore(abstract))
+        state = MemberState(*restored)
         state = state._replace(rng=jax.random.wrap_key_data(state.rng))
     except Exception as e:  # noqa: BLE001 - truncated or missing files surface as many error types
+        problem = first_line(e)
+    # Each process reads only its own shards: when one of them cannot, all give up this step
+    # together (else the others would go on into the checksum collective alone).
+    if sharding.any_process(problem is not None):
         raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays cannot be read "
-                                f"({first_line(e)})") from None
+                                f"({problem or 'by another process'})")
     if "checksums" in meta and state_checksums(state) != meta["checksums"]:
         raise DamagedCheckpoint(f"checkpoint {_step_dir(mgr, epoch)} is damaged: its arrays do not match the "
                                 "checksums saved with them")
@@ -235,16 +264,11 @@ def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: 
     first_problem = None
     for epoch in sorted(mgr.all_steps(), reverse=True):
         try:
-            meta = read_meta(mgr, epoch)
-        except Exception as e:  # noqa: BLE001
-            problem = f"checkpoint {os.path.join(directory, str(epoch))} is damaged: its metadata cannot be read " \
-                      f"({first_line(e)})"
-        else:
+            meta = read_meta_agreed(mgr, epoch)
             check_fingerprint(meta, fingerprint, directory)
-            try:
-                return restore(mgr, abstract_one, n_members, mesh, epoch)
-            except DamagedCheckpoint as e:
-                problem = str(e)
+            return restore(mgr, abstract_one, n_members, mesh, epoch)
+        except DamagedCheckpoint as e:
+            problem = str(e)
         if first_problem is not None:
             # Two steps in a row unreadable is rarely damage: more likely this environment cannot
             # read them (another library version, no memory). Stop rather than retrain from scratch.

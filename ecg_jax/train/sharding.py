@@ -118,6 +118,14 @@ def conform_members(tree: Any, n_members: int, n_total: int, mesh: Mesh) -> Any:
     return jax.jit(lambda t: jax.tree_util.tree_map(conform, t), out_shardings=member_sharding(mesh))(tree)
 
 
+def any_process(flag: bool) -> bool:
+    """True on every process when `flag` is true on any: one decision where processes saw different
+    things (a file only one of them reads). A collective: every process must call it."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, dtype=np.int32))))
+
+
 def is_main_process() -> bool:
     return jax.process_index() == 0
 
