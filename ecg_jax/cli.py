@@ -129,9 +129,8 @@ def define_config_file(default: str | None, help_text: str, **kwargs):
 def _default_config_error(path: str, e: Exception) -> str:
     """The unknown `--config.a.b` on the command line (with the closest valid field), else the error."""
     import importlib.util
-    import re
 
-    from ecg_jax.config_utils import closest_field, field_paths
+    from ecg_jax.config_utils import field_paths
 
     file, _, arg = path.partition(":")
     try:
@@ -141,11 +140,21 @@ def _default_config_error(path: str, e: Exception) -> str:
         known = field_paths(module.get_config(arg or None))
     except Exception:  # noqa: BLE001 -- the default file itself is broken: `e` says why
         known = []
-    for a in sys.argv[1:]:
-        m = re.match(r"^--?(no)?config\.([^=\[]+)(=|$)", a)
-        if known and m and m.group(2) not in known:
-            return f"unknown config field {m.group(2)} in {a}; did you mean --config.{closest_field(m.group(2), known)}?"
-    return f"--config: {_one_line(e)}"
+    return (_unknown_override(known, sys.argv[1:], "config") if known else None) or f"--config: {_one_line(e)}"
+
+
+def _unknown_override(known: list[str], argv: list[str], name: str) -> str | None:
+    """The first `--<name>.a.b=V` of `argv` whose field is not in `known`, as a one-line message."""
+    import re
+
+    from ecg_jax.config_utils import closest_field
+
+    for arg in argv:
+        m = re.match(rf"^--?(no)?{re.escape(name)}\.([^=\[]+)(=|$)", arg)
+        if m and m.group(2) not in known:
+            return (f"unknown config field {m.group(2)} in {arg}; did you mean "
+                    f"--{name}.{closest_field(m.group(2), known)}?")
+    return None
 
 
 def _overrides_without_config_file() -> None:
@@ -269,12 +278,10 @@ def _flag_error(flag, argument, e: Exception) -> str:
 
 def _config_file_error(flag, argument, e: Exception) -> str:
     """An unknown field in a `--config.a.b` override (naming the closest valid one), or what went wrong."""
-    import re
-
     import ml_collections
     from absl import flags
 
-    from ecg_jax.config_utils import closest_field, field_paths
+    from ecg_jax.config_utils import field_paths
 
     try:
         config = flag.parser.parse(argument)
@@ -282,12 +289,9 @@ def _config_file_error(flag, argument, e: Exception) -> str:
     except Exception:  # noqa: BLE001 -- the file itself does not load: `e` says why
         config, argv = None, []
     if isinstance(config, ml_collections.ConfigDict):
-        known = field_paths(config)
-        for arg in argv:
-            m = re.match(rf"^--?(no)?{re.escape(flag.name)}\.([^=\[]+)(=|$)", arg)
-            if m and m.group(2) not in known:
-                return (f"unknown config field {m.group(2)} in {arg}; did you mean "
-                        f"--{flag.name}.{closest_field(m.group(2), known)}?")
+        unknown = _unknown_override(field_paths(config), argv, flag.name)
+        if unknown:
+            return unknown
     if isinstance(e, OSError):   # its last line is the reason: "[Errno 2] No such file or directory: ..."
         return f"--{flag.name}={argument}: cannot load the config file ({_last_line(e)})"
     return _flag_error(flag, argument, e)

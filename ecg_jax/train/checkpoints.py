@@ -208,7 +208,7 @@ def _bits_sums(leaves: list) -> list:
 
 
 def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: int, mesh,
-            epoch: int | None = None) -> tuple[int, MemberState]:
+            epoch: int | None = None, meta: dict | None = None) -> tuple[int, MemberState]:
     """Restore a chunk's state as member-sharded global arrays over `mesh`, verified.
 
     `abstract_one` gives the shapes of one member's state with a leading
@@ -220,7 +220,7 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
     epoch = mgr.latest_step() if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"no checkpoint found in {mgr.directory}")
-    meta = read_meta_agreed(mgr, epoch)
+    meta = read_meta_agreed(mgr, epoch) if meta is None else meta   # the caller's, when it read it already
     saved = int(meta.get("padded_members", n_members))
     # Restore straight into the member sharding when the saved count splits
     # evenly over this mesh; otherwise replicated, then re-padded below.
@@ -266,7 +266,7 @@ def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: 
         try:
             meta = read_meta_agreed(mgr, epoch)
             check_fingerprint(meta, fingerprint, directory)
-            return restore(mgr, abstract_one, n_members, mesh, epoch)
+            return restore(mgr, abstract_one, n_members, mesh, epoch, meta)
         except DamagedCheckpoint as e:
             problem = str(e)
         if first_problem is not None:
