@@ -21,7 +21,7 @@ from ecg_jax.models import (DISPLAY_NAMES, MODEL_NAMES, REFERENCE_PARAM_COUNTS, 
                             create_model, model_options, reference_param_count)
 from ecg_jax.models.blocks import (APReLU, CAC, CSE, DAM, ECA, AttentionGate, ChannelShrink,
                                    Shrinkage, SpatialShrink, soft_threshold)
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, Dense, max_pool2,
+from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, Dense, conv1d, max_pool2,
                                    upsample_linear2)
 
 TEST_LENGTH = 64  # divisible by 16; compile time does not depend on it
@@ -162,6 +162,40 @@ def test_conv_matches_pytorch_loop(kernel, stride):
                                np.asarray(variables["params"]["kernel"], np.float64),
                                stride, (kernel - 1) // 2)
     np.testing.assert_allclose(layer.apply(variables, x), expected, atol=1e-5)
+
+
+# (length, taps, stride, padding, lhs_dilation): every kind of convolution the networks use --
+# 'same' convolutions, DACNN's strided encoder, transposed convolutions (lhs-dilated, uneven padding).
+CONV_CASES = [(64, 13, 1, (6, 6), 1), (64, 7, 2, (3, 3), 1), (33, 4, 2, (1, 1), 1), (16, 7, 1, (3, 4), 2),
+              (16, 13, 1, (6, 7), 2), (32, 5, 1, (2, 2), 1), (8, 1, 1, (0, 0), 1)]
+
+
+@pytest.mark.parametrize("length,taps,stride,padding,lhs_dilation", CONV_CASES)
+def test_conv1d_gradients_equal_jax_autodiff_bit_for_bit(length, taps, stride, padding, lhs_dilation):
+    """`layers.conv1d` on CPU writes its gradients in XLA:CPU's canonical layout (see its comment):
+    the value and both gradients equal JAX's own differentiation of the same convolution exactly."""
+    x, kernel = random_input((3, length, 5)), random_input((taps, 5, 6))
+    plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
+                                                      dimension_numbers=("NWC", "WIO", "NWC"))
+    ours = lambda x, k: conv1d(x, k, stride, padding, lhs_dilation)
+    y, pull = jax.vjp(plain, x, kernel)
+    y_ours, pull_ours = jax.vjp(ours, x, kernel)
+    g = random_input(y.shape)
+    np.testing.assert_array_equal(y_ours, y)
+    for ours_grad, jax_grad in zip(pull_ours(g), pull(g)):
+        np.testing.assert_array_equal(ours_grad, jax_grad)
+
+
+def test_conv1d_gradients_inside_a_loop_body_equal_the_top_level_ones():
+    """The reason for the CPU gradient: computed inside `lax.scan` (a loop body, where XLA:CPU does
+    not rewrite convolutions) they are the same bits as at the top level of a program."""
+    x, kernel = random_input((4, 32, 5)), random_input((7, 5, 6))
+    grads = jax.grad(lambda x, k: jnp.sum(jnp.tanh(conv1d(x, k, 2, (3, 3), 1))), argnums=(0, 1))
+    top = jax.jit(grads)(x, kernel)
+    looped = jax.jit(lambda x, k: jax.lax.scan(lambda c, _: (c, grads(x, c)), k, jnp.arange(2))[1])(x, kernel)
+    for a, b in zip(top, looped):
+        np.testing.assert_array_equal(b[0], a)
+        np.testing.assert_array_equal(b[1], a)
 
 
 def test_initialisers_follow_pytorch_fan_in():

@@ -21,6 +21,7 @@ Tensors are (batch, length, channels) throughout; kernels are stored as
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -31,6 +32,72 @@ from jax import lax
 from ecg_jax.errors import ConfigError
 
 _CONV_DIMS = ("NWC", "WIO", "NWC")
+
+
+def conv1d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: tuple[int, int] = (0, 0),
+           lhs_dilation: int = 1) -> jax.Array:
+    """Cross-correlation of (batch, length, in) with a (taps, in, out) kernel, as `lax.conv_general_dilated`.
+
+    The value is always `lax.conv_general_dilated`'s. On CPU its gradients are
+    computed by `_cpu_conv1d`, the same arithmetic written as convolutions in
+    the one layout XLA:CPU hands to its Eigen kernels; on GPU/TPU by JAX's own
+    rules, which cuDNN and the TPU compiler recognise.
+    """
+    if jax.default_backend() == "cpu":
+        return _cpu_conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
+    return _plain_conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
+
+
+def _plain_conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation: int) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, window_strides=(stride,), padding=[padding],
+                                    lhs_dilation=(lhs_dilation,), dimension_numbers=_CONV_DIMS)
+
+
+# Why a CPU-specific gradient: JAX differentiates a convolution into two more
+# convolutions with permuted dimension labels (kernel "0oi", input "f0b").
+# XLA:CPU only rewrites such convolutions into its Eigen layout at the top
+# level of a program; inside a loop body (`lax.scan` over steps, `lax.map`
+# over members) they stay as generic loop nests, 15-30x slower and rounded
+# differently (jax-ml/jax#12868). Writing the gradients with explicit
+# transposes into that layout gives every position the same fast kernels, so
+# a scanned epoch computes the same bits as steps dispatched one by one.
+# The gradients equal JAX's own bit for bit (tests/test_models.py).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _cpu_conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation: int) -> jax.Array:
+    return _plain_conv1d(x, kernel, stride, padding, lhs_dilation)
+
+
+def _cpu_conv1d_forward(x, kernel, stride, padding, lhs_dilation):
+    return _plain_conv1d(x, kernel, stride, padding, lhs_dilation), (x, kernel)
+
+
+def _dilated_length(n: int, dilation: int) -> int:
+    return 0 if n == 0 else 1 + dilation * (n - 1)
+
+
+def _cpu_conv1d_backward(stride, padding, lhs_dilation, residuals, g):
+    """(d/dx, d/dkernel) of `_plain_conv1d`: JAX's transpose rules, with canonical dimension labels."""
+    x, kernel = residuals
+    taps, low = kernel.shape[0], padding[0]
+    x_len = _dilated_length(x.shape[1], lhs_dilation)
+    g_len = _dilated_length(g.shape[1], stride)
+    # d/dx: g correlated with the flipped kernel, its in and out swapped.
+    before = taps - 1 - low
+    after = x_len + taps - 1 - g_len - before
+    flipped = jnp.transpose(kernel[::-1], (0, 2, 1))                      # (taps, out, in)
+    dx = lax.conv_general_dilated(g, flipped, window_strides=(lhs_dilation,), padding=[(before, after)],
+                                  lhs_dilation=(stride,), dimension_numbers=_CONV_DIMS)
+    # d/dkernel: x correlated with g over the batch; channels act as the batch, the batch as features.
+    x_t = jnp.transpose(x, (2, 1, 0))                                      # (in, length, batch)
+    g_t = jnp.transpose(g, (1, 0, 2))                                      # (out length, batch, out)
+    high = (g_len - x_len) + (taps - 1 - low)
+    dk = lax.conv_general_dilated(x_t, g_t, window_strides=(1,), padding=[(low, high)],
+                                  lhs_dilation=(lhs_dilation,), rhs_dilation=(stride,),
+                                  dimension_numbers=_CONV_DIMS)                # (in, taps, out)
+    return dx, jnp.transpose(dk, (1, 0, 2))
+
+
+_cpu_conv1d.defvjp(_cpu_conv1d_forward, _cpu_conv1d_backward)
 
 
 def torch_uniform(fan_in: int) -> nn.initializers.Initializer:
@@ -64,8 +131,7 @@ class Conv1d(nn.Module):
         kernel = self.param("kernel", torch_uniform(fan_in),
                             (self.kernel_size, in_features, self.features))
         pad = same_padding(self.kernel_size) if self.padding is None else self.padding
-        y = lax.conv_general_dilated(x, kernel, window_strides=(self.stride,),
-                                     padding=[(pad, pad)], dimension_numbers=_CONV_DIMS)
+        y = conv1d(x, kernel, stride=self.stride, padding=(pad, pad))
         if self.use_bias:
             y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
         return y
@@ -102,10 +168,7 @@ class ConvTranspose1d(nn.Module):
                             (self.kernel_size, in_features, self.features))
         pad = same_padding(self.kernel_size) if self.padding is None else self.padding
         edge = self.kernel_size - 1 - pad
-        y = lax.conv_general_dilated(x, kernel[::-1], window_strides=(1,),
-                                     padding=[(edge, edge + self.output_padding)],
-                                     lhs_dilation=(self.stride,),
-                                     dimension_numbers=_CONV_DIMS)
+        y = conv1d(x, kernel[::-1], padding=(edge, edge + self.output_padding), lhs_dilation=self.stride)
         if self.use_bias:
             y = y + self.param("bias", torch_uniform(fan_in), (self.features,))
         return y
