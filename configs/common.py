@@ -68,7 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
     # test batches of batch_size, as the final revision's reference scores).
     t.score_aggregation = "window"
     t.member_parallelism = "auto"  # "auto" | "vmap" | "map": members batched inside the step (auto: vmap)
-    t.loop = "auto"          # "auto" | "scan" | "host" (auto: host on CPU, scan on GPU/TPU; train/program.py)
+    t.loop = "auto"          # "auto" | "scan" | "host" (auto: scan, one program per epoch; train/program.py)
     t.max_members_per_program = 0  # 0 -> planned: XLA memory analysis on accelerators, 1 per device on CPU
     t.gpu_deterministic = False  # deterministic XLA GPU kernels (bit-exact resume on GPUs; slower)
     t.checkpoint_every = 10  # epochs

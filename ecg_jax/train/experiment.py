@@ -22,10 +22,12 @@ from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
 from ecg_jax.train.members import Member, chunk_members, members_of
 
-# `loop="auto"` per backend: on CPU the host-driven loop, because XLA:CPU runs
-# convolutions inside loops far slower (program.py, BENCHMARKS.md); elsewhere
-# the scanned epoch.
-AUTO_LOOP = {"cpu": "host"}
+# `loop="auto"` is the scanned epoch on every backend. On CPU it used to be the
+# host loop, while XLA:CPU ran the backward convolutions inside the scan's loop
+# body 15-30x slower; with their gradients in Eigen's layout (models/layers.py,
+# `conv1d`) the scan is now the faster of the two there too, and computes the
+# same bits (BENCHMARKS.md, "scan vs host on CPU").
+AUTO_LOOP = "scan"
 # Members per device per program when `max_members_per_program=0` on CPU:
 # XLA:CPU runs a vmapped (grouped) convolution of k members slower than k
 # plain ones (BENCHMARKS.md, "members per device on CPU"), so each CPU device
@@ -56,10 +58,8 @@ def resolve_parallelism(value: str) -> str:
     return "vmap" if value == "auto" else value
 
 
-def resolve_loop(value: str, backend: str | None = None) -> str:
-    if value != "auto":
-        return value
-    return AUTO_LOOP.get(backend or jax.default_backend(), "scan")
+def resolve_loop(value: str) -> str:
+    return AUTO_LOOP if value == "auto" else value
 
 
 def n_train_windows(config) -> int:

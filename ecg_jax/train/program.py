@@ -10,15 +10,20 @@ An epoch is run in one of two ways over the same lifted step
 (`engine.make_member_step`):
 
   loop="scan"  one compiled call per epoch: shuffle, then `lax.scan` over the
-               steps. No host round-trip inside an epoch. The default on
-               GPU/TPU.
+               steps. No host round-trip inside an epoch. The default
+               everywhere (`train.loop=auto`).
   loop="host"  the compiled step called once per step from Python; the
                state, data and batch order stay on the devices and the host
-               reads the losses once per epoch. The default on CPU, because
-               XLA:CPU runs convolutions inside loop bodies (`while`, hence
-               `scan`) many times slower than the same convolutions at the top
-               level of a program (jax-ml/jax#12868; measured in
-               BENCHMARKS.md, "scan vs host on CPU").
+               reads the losses once per epoch.
+
+Both compute the same bits on CPU (tests/test_train_loop.py). On CPU the
+host loop was the default until the convolutions' gradients were written in
+the layout XLA:CPU gives its Eigen kernels (models/layers.py, `conv1d`):
+before, XLA:CPU left them as generic loop nests inside loop bodies (`while`,
+hence `scan` and `lax.map`), 15-30x slower than at the top level of a program
+and rounded differently (jax-ml/jax#12868). Measured side by side in one run
+now, the scan is 1.4-1.5x the host loop's speed on CPU (BENCHMARKS.md,
+"scan vs host on CPU"); the host loop stays as a switch and in the tests.
 
 Each program is traced once per chunk shape; `guarded` (chex's
 `assert_max_traces` contract, counted per program) turns a silent retrace (a
