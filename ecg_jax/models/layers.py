@@ -41,7 +41,8 @@ def conv1d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: tuple[int,
     The value is always `lax.conv_general_dilated`'s. On CPU its gradients are
     computed by `_cpu_conv1d`, the same arithmetic written as convolutions in
     the one layout XLA:CPU hands to its Eigen kernels; on GPU/TPU by JAX's own
-    rules, which cuDNN and the TPU compiler recognise.
+    rules, which cuDNN and the TPU compiler recognise. Being a custom VJP, the
+    CPU version supports reverse-mode differentiation only (all training uses).
     """
     if jax.default_backend() == "cpu":
         return _cpu_conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
