@@ -21,7 +21,7 @@ from ecg_jax.models import (DISPLAY_NAMES, MODEL_NAMES, REFERENCE_PARAM_COUNTS, 
                             create_model, model_options, reference_param_count)
 from ecg_jax.models.blocks import (APReLU, CAC, CSE, DAM, ECA, AttentionGate, ChannelShrink,
                                    Shrinkage, SpatialShrink, soft_threshold)
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, Dense, conv1d, max_pool2,
+from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, Dense, conv1d, leaky_relu, max_pool2,
                                    upsample_linear2)
 
 TEST_LENGTH = 64  # divisible by 16; compile time does not depend on it
@@ -118,6 +118,36 @@ def test_upsample_matches_pytorch_half_pixel_linear_with_edge_clamping():
     # PyTorch Upsample(scale_factor=2, mode="linear", align_corners=False)([1, 2, 4])
     expected = [1.0, 1.25, 1.75, 2.5, 3.5, 4.0]
     np.testing.assert_allclose(upsample_linear2(x)[0, :, 0], expected)
+
+
+def test_upsample_rounds_like_separate_multiplies_and_adds():
+    """0.75 x is written as x - x/4 so that every product is exact: the value is numpy's
+    float32 round(0.25 a) + round(0.75 b), bit for bit, whatever XLA fuses into an FMA."""
+    x = np.asarray(random_input((2, 33, 3)))
+    p = np.pad(x, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    q, t = np.float32(0.25), np.float32(0.75)
+    expected = np.stack([q * p[:, :-2] + t * x, t * x + q * p[:, 2:]], axis=2).reshape(2, 66, 3)
+    np.testing.assert_array_equal(jax.jit(upsample_linear2)(jnp.asarray(x)), expected)
+
+
+def test_upsample_gradients_do_not_depend_on_how_the_step_is_fused():
+    """AGS-UNet's decoder, LReLU(upsample(ConvTranspose(x))): its gradients inside a loop that
+    updates the parameters in place (a scanned epoch) equal those of a plain step. With 0.75 * x
+    they differed by a bit, XLA:CPU contracting a multiply-add into an FMA in one and not the other."""
+    layer = ConvTranspose1d(8, 5)
+    x = random_input((16, 64, 4))
+    params = layer.init(jax.random.key(0), x)["params"]
+    grad = jax.grad(lambda p: jnp.mean((leaky_relu(upsample_linear2(layer.apply({"params": p}, x))) - 0.5) ** 2))
+
+    def in_loop(n, p):
+        def body(_, carry):
+            g = grad(carry[0])
+            return jax.tree_util.tree_map(lambda a, b: a - 1e-3 * b, carry[0], g), g
+        return jax.lax.fori_loop(0, n, body, (p, jax.tree_util.tree_map(jnp.zeros_like, p)))[1]
+
+    for a, b in zip(jax.tree_util.tree_leaves(jax.jit(grad)(params)),
+                    jax.tree_util.tree_leaves(jax.jit(in_loop)(jnp.int32(1), params))):
+        np.testing.assert_array_equal(b, a)
 
 
 def test_max_pool_by_two():
