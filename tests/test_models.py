@@ -216,6 +216,16 @@ def test_conv1d_gradients_equal_jax_autodiff_bit_for_bit(length, taps, stride, p
         np.testing.assert_array_equal(ours_grad, jax_grad)
 
 
+def test_conv1d_off_the_cpu_is_jaxs_own_convolution(monkeypatch):
+    """GPU/TPU get the plain convolution and JAX's own gradients (what cuDNN and the TPU compiler
+    pattern-match); only the CPU backend gets the custom VJP."""
+    x, kernel = random_input((2, 16, 3)), random_input((5, 3, 4))
+    traced = lambda: str(jax.make_jaxpr(lambda x, k: conv1d(x, k, 1, (2, 2), 1))(x, kernel))
+    assert "custom_vjp" in traced()
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert "custom_vjp" not in traced() and "conv_general_dilated" in traced()
+
+
 def test_conv1d_gradients_inside_a_loop_body_equal_the_top_level_ones():
     """The reason for the CPU gradient: computed inside `lax.scan` (a loop body, where XLA:CPU does
     not rewrite convolutions) they are the same bits as at the top level of a program."""
