@@ -469,7 +469,10 @@ def test_vmap_over_independent_parameter_sets_equals_loop(compiled):
 # ---------------------------------------------------------------- registry
 
 def test_registry_names():
-    assert MODEL_NAMES == ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+    assert MODEL_NAMES[:6] == ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+    assert MODEL_NAMES[6:] == ("drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final",
+                               "dance_final_se", "dance_final_cbam", "dance_final_eca",
+                               "dance_final_atnc", "dance_final_arem")
     assert set(DISPLAY_NAMES) == set(MODEL_NAMES)
     assert DISPLAY_NAMES["ags_unet"] == "AGS-UNet"
 

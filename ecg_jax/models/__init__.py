@@ -14,6 +14,7 @@ with BatchNorm keep running statistics in the `batch_stats` collection
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any, Mapping
 
 import flax.linen as nn
@@ -25,14 +26,41 @@ from ecg_jax.models.ciadnet import CIADNet
 from ecg_jax.models.dacnn import DACNN
 from ecg_jax.models.unet import ACDAE, DANCER, UNet
 
-MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+PAPER_MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
+# The reference's final revision (models.md, "Final revision networks"): five
+# networks, then DANCE's component and ablation variants (one class, a switch each).
+FINAL_MODEL_NAMES = ("drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final")
+DANCE_VARIANT_NAMES = ("dance_final_se", "dance_final_cbam", "dance_final_eca",
+                       "dance_final_atnc", "dance_final_arem")
+MODEL_NAMES = PAPER_MODEL_NAMES + FINAL_MODEL_NAMES + DANCE_VARIANT_NAMES
 
 DISPLAY_NAMES = {"unet": "U-Net", "dacnn": "DACNN", "acdae": "ACDAE",
-                 "ags_unet": "AGS-UNet", "ciadnet": "CIADNet", "dancer": "DANCER"}
+                 "ags_unet": "AGS-UNet", "ciadnet": "CIADNet", "dancer": "DANCER",
+                 "drsn": "DRSN", "dacnn_final": "DACNN", "acdae_final": "ACDAE",
+                 "ralenet": "RALENet", "dance_final": "DANCE",
+                 "dance_final_se": "+ ATNC & SE", "dance_final_cbam": "+ ATNC & CBAM",
+                 "dance_final_eca": "+ ATNC & ECA", "dance_final_atnc": "+ ATNC",
+                 "dance_final_arem": "+ AREM"}
 
 _MODEL_CLASSES: Mapping[str, type[nn.Module]] = {
     "unet": UNet, "dacnn": DACNN, "acdae": ACDAE,
     "ags_unet": AGSUNet, "ciadnet": CIADNet, "dancer": DANCER,
+}
+
+# Final-revision networks: (module, class, option defaults that make the name).
+# A variant is its class with other defaults, so `dance_final_se` is
+# DANCEFinal(decoder_attention="se") and reports its own parameter count.
+_FINAL_CLASSES: Mapping[str, tuple[str, str, dict[str, Any]]] = {
+    "drsn": ("ecg_jax.models.drsn", "DRSN", {}),
+    "dacnn_final": ("ecg_jax.models.dacnn_final", "DACNNFinal", {}),
+    "acdae_final": ("ecg_jax.models.acdae_final", "ACDAEFinal", {}),
+    "ralenet": ("ecg_jax.models.ralenet", "RALENet", {}),
+    "dance_final": ("ecg_jax.models.dance_final", "DANCEFinal", {}),
+    "dance_final_se": ("ecg_jax.models.dance_final", "DANCEFinal", {"decoder_attention": "se"}),
+    "dance_final_cbam": ("ecg_jax.models.dance_final", "DANCEFinal", {"decoder_attention": "cbam"}),
+    "dance_final_eca": ("ecg_jax.models.dance_final", "DANCEFinal", {"decoder_attention": "eca"}),
+    "dance_final_atnc": ("ecg_jax.models.dance_final", "DANCEFinal", {"decoder_attention": "identity"}),
+    "dance_final_arem": ("ecg_jax.models.dance_final", "DANCEFinal", {"atnc": False}),
 }
 
 # Parameter counts of the reference implementation (models.md). Plain names
@@ -51,6 +79,17 @@ REFERENCE_PARAM_COUNTS: dict[str | tuple[str, bool, bool], int] = {
     ("ciadnet", False, False): 157_858,
     # The final revision's U-Net (protocol.md, "final", item 8).
     ("unet", (17, 17, 7, 7)): 211_490,
+    # The final revision's networks and DANCE's variants (models.md).
+    "drsn": 328_422,
+    "dacnn_final": 258_457,
+    "acdae_final": 151_735,
+    "ralenet": 1_088_690,
+    "dance_final": 232_198,
+    "dance_final_se": 213_494,
+    "dance_final_cbam": 213_536,
+    "dance_final_eca": 208_139,
+    "dance_final_atnc": 208_118,
+    "dance_final_arem": 176_502,
 }
 
 _MODULE_INTERNALS = {"parent", "name"}
@@ -59,8 +98,11 @@ _MODULE_INTERNALS = {"parent", "name"}
 def model_options(name: str) -> dict[str, Any]:
     """The keyword overrides `create_model(name, ...)` accepts, with their defaults."""
     cls = _model_class(name)
-    return {f.name: f.default for f in dataclasses.fields(cls)
-            if f.name not in _MODULE_INTERNALS and f.init}
+    options = {f.name: f.default for f in dataclasses.fields(cls)
+               if f.name not in _MODULE_INTERNALS and f.init}
+    if name in _FINAL_CLASSES:
+        options.update(_FINAL_CLASSES[name][2])
+    return options
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
@@ -77,6 +119,8 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
             valid = ", ".join(sorted(options)) or "none"
             raise ConfigError(f"model {name!r} has no option {key!r} (valid options: {valid})")
         kwargs[key] = _coerce(name, key, value, options[key])
+    if name in _FINAL_CLASSES:
+        kwargs = {**_FINAL_CLASSES[name][2], **kwargs}
     return _model_class(name)(**kwargs)
 
 
@@ -101,9 +145,12 @@ def count_params(params: Any) -> int:
 
 
 def _model_class(name: str) -> type[nn.Module]:
-    if name not in _MODEL_CLASSES:
-        raise ConfigError(f"unknown model {name!r} (valid models: {', '.join(MODEL_NAMES)})")
-    return _MODEL_CLASSES[name]
+    if name in _MODEL_CLASSES:
+        return _MODEL_CLASSES[name]
+    if name in _FINAL_CLASSES:
+        module, cls, _ = _FINAL_CLASSES[name]
+        return getattr(importlib.import_module(module), cls)
+    raise ConfigError(f"unknown model {name!r} (valid models: {', '.join(MODEL_NAMES)})")
 
 
 def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
