@@ -223,6 +223,15 @@ def _string_mapping(path: str, value: Any) -> None:
                               f"{_got(item, False)}")
 
 
+def _noise_types_mapping(path: str, value: Any) -> None:
+    """Experiment id -> the noise types it runs instead of the shared ones ("emb" or "emb,bw")."""
+    _mapping(path, value)
+    for key, item in value.items():
+        for name in as_list(item):
+            if name not in NOISE_TYPES:
+                raise ConfigError(f"{path}.{key}: unknown noise type {name!r} (valid: {', '.join(NOISE_TYPES)})")
+
+
 def _names(path: str, value: Any) -> None:
     for item in as_list(value):
         if not isinstance(item, str):
@@ -304,6 +313,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     # configs/paper.py
     "networks": _names,
     "experiments": _string_mapping,
+    "experiment_noise_types": _noise_types_mapping,
     "baselines_enabled": _boolean,
 }
 REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
@@ -314,7 +324,7 @@ OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "da
                    "train.score_aggregation", "baselines.methods", "baselines.dwt_rule",
                    "baselines.on_normalized")
 # Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
-FREE_SECTIONS = ("model_kwargs", "experiments")
+FREE_SECTIONS = ("model_kwargs", "experiments", "experiment_noise_types")
 SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS
 
 

@@ -34,18 +34,19 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.config_utils import as_list, config_differences, config_to_json, resolve_config, save_config
+from ecg_jax import interrupts
+from ecg_jax.atomic import write_text_atomic
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train.experiment import method_id
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
+# The built-in configs (the package ecg_jax.configs: configs/ of a clone, linked in).
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 BASELINE_METHODS = ("fft", "dwt")
 BASELINES_DIR = "baselines"
 TABLES_DIR = "tables"
 # The paper config's own fields; every other field of it (data, noise_types,
 # snr_levels, seeds, train, baselines, ...) is shared by all experiments.
-PAPER_ONLY_FIELDS = ("networks", "experiments", "baselines_enabled")
+PAPER_ONLY_FIELDS = ("networks", "experiments", "experiment_noise_types", "baselines_enabled")
 # Config fields that do not change a finished experiment's numbers: a workdir
 # that differs from the current config only in these is still "done".
 NOT_AFFECTING_RESULTS = ("experiment", "data.data_dir", "data.cache_dir", "train.member_parallelism",
@@ -86,6 +87,9 @@ def experiment_ids(paper: ml_collections.ConfigDict) -> list[str]:
             raise ConfigError(f"unknown experiment {x!r} in config.networks; valid: {', '.join(known)}")
     if len(set(ids)) != len(ids):
         raise ConfigError(f"config.networks has duplicates: {', '.join(ids)}")
+    for x in paper.get("experiment_noise_types", {}).keys():
+        if x not in known:
+            raise ConfigError(f"unknown experiment {x!r} in config.experiment_noise_types; valid: {', '.join(known)}")
     if not ids and not paper.baselines_enabled:
         raise ConfigError("nothing to do: config.networks is empty and baselines_enabled is False")
     return ids
@@ -100,6 +104,10 @@ def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_c
             config[name] = ml_collections.ConfigDict(value.to_dict()) \
                 if isinstance(value, ml_collections.ConfigDict) else value
     config.experiment = experiment
+    # A grid of its own (configs/final.py:all: DANCE's variants at emb only).
+    own_noise_types = paper.get("experiment_noise_types", {}).get(experiment)
+    if own_noise_types:
+        config.noise_types = tuple(as_list(own_noise_types))
     if method_id(config) != experiment:
         # Rows are keyed by method id; an experiment under another id would
         # silently merge with (or hide behind) a different table row.
@@ -312,6 +320,12 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]
     ran, and "timings" (the per-stage wall times as JSON). Processes other than
     process 0 of a multi-process run return {}.
     """
+    with interrupts.resume_hint(f"rerun the same `scripts/reproduce.py ... --workdir {workdir}` command to resume "
+                                "(finished stages are skipped)"):
+        return _reproduce(config, workdir)
+
+
+def _reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
     from ecg_jax import tables
 
     paper = resolve_config(config)
@@ -321,6 +335,7 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]
 
     def stage(name: str, fn, *args):
         log(f"== {name}")
+        interrupts.note_progress(f"in stage {name} (finished stages are kept)")
         tic = time.perf_counter()
         result = fn(*args)
         timings[name] = time.perf_counter() - tic
@@ -344,12 +359,13 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]
     out_dir = os.path.join(workdir, TABLES_DIR)
     os.makedirs(out_dir, exist_ok=True)
     paths = dict(stage("tables", tables.write_tables, rows, out_dir))
-    paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
+    with interrupts.disk_full_as_one_line(out_dir, "the figures"):
+        paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
     timings["total"] = time.perf_counter() - t_all
 
     paths["timings"] = os.path.join(out_dir, "timings.json")
-    with open(paths["timings"], "w") as f:
-        json.dump({"source": source, "seconds": {k: round(v, 2) for k, v in timings.items()}}, f, indent=1)
+    write_text_atomic(paths["timings"], json.dumps({"source": source, "seconds": {k: round(v, 2) for k, v in
+                                                                                   timings.items()}}, indent=1))
     log("wall time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     log(f"data source: {description}")
     log(f"outputs in {out_dir}: " + ", ".join(sorted(os.path.basename(p) for p in paths.values())))

@@ -34,24 +34,11 @@ from typing import Any, Iterable
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, REVISIONS, SPLITS
 from ecg_jax.errors import DataError
 from ecg_jax.metrics import METRIC_NAMES
+from ecg_jax.names import METHOD_DISPLAY_NAMES, display_name  # noqa: F401  (re-exported)
 
 RESULTS_FILENAME = "results.jsonl"
 DATA_SOURCES = ("physionet", "synthetic")
 
-METHOD_DISPLAY_NAMES = {
-    "fft": "FFT",
-    "dwt": "DWT",
-    "emd": "EMD",
-    "unet": "U-Net",
-    "dacnn": "DACNN",
-    "acdae": "ACDAE",
-    "ags_unet": "AGS-UNet",
-    "ciadnet": "CIADNet",
-    "dancer": "DANCER",
-    "ciadnet_base": "Baseline (U-Net)",
-    "ciadnet_channel": "+ Channel Shrink",
-    "ciadnet_spatial": "+ Spatial Shrink",
-}
 # The full CIADNet is the last row of the ablation table, under this name.
 ABLATION_DISPLAY_NAMES = {**METHOD_DISPLAY_NAMES, "ciadnet": "+ Channel & Spatial Shrink"}
 
@@ -61,10 +48,6 @@ ABLATION_METHODS = ("ciadnet_base", "ciadnet_channel", "ciadnet_spatial", "ciadn
 _METHOD_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _CORE_FIELDS = ("method", "noise_type", "snr_db", "seed", "split", "source", "metrics", "revision")
 DEFAULT_REVISION = "paper"
-
-
-def display_name(method: str) -> str:
-    return METHOD_DISPLAY_NAMES.get(method, method)
 
 
 def key_of(method: str, noise_type: str, snr_db: float, seed: int | None, split: str, source: str,
@@ -159,14 +142,24 @@ def append_rows(path: str, rows: Iterable[dict]) -> None:
 
     A crash can lose the rows of this call but never leaves half a line.
     """
+    from ecg_jax.interrupts import disk_full_as_one_line
+
     text = "".join(_to_json_line(r) + "\n" for r in rows)
     if not text:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    with disk_full_as_one_line(folder, f"{len(text.splitlines())} row(s) of {os.path.basename(path)}"):
+        try:
+            with open(path, "a") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            with open(path, "r+") as f:   # no half line: back to the rows it had
+                f.truncate(size)
+            raise
 
 
 def replace_rows(path: str, rows: Iterable[dict]) -> None:
@@ -186,14 +179,23 @@ def replace_rows(path: str, rows: Iterable[dict]) -> None:
             for n, line in enumerate(f, 1):
                 if line.strip() and row_key(_parse_row(line, f"{path}:{n}")) not in new_keys:
                     kept.append(line if line.endswith("\n") else line + "\n")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    from ecg_jax.interrupts import disk_full_as_one_line
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.writelines(kept)
-        f.write("".join(_to_json_line(r) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with disk_full_as_one_line(folder, f"{len(rows)} row(s) of {os.path.basename(path)}"):
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+                f.write("".join(_to_json_line(r) + "\n" for r in rows))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def _results_files(paths: Iterable[str] | str) -> list[str]:

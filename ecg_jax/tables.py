@@ -141,6 +141,11 @@ class Table:
     n_not_at_epoch: int = 0        # network runs without a row at `epoch` (not shown)
     note: str = ""                 # why some cells/rows are empty (shown under the table)
     comparison_note: str = ""      # what the published/difference rows are (with --compare)
+    column_labels: tuple[str, ...] = ()  # headers when the columns are not input SNRs (final_tables)
+
+
+def column_headers(table: Table) -> list[str]:
+    return list(table.column_labels) or [_level_text(lv) for lv in table.levels]
 
 
 def summarise(values: list[float], trained: bool) -> Cell:
@@ -415,8 +420,21 @@ def build_tables(rows: list[dict], epoch: int | None = None,
     `load_published`) each row with published numbers is followed by them and
     by our difference.
     """
+    # The final revision's rows get the layout of its own README (ecg_jax/final_tables.py,
+    # which builds on this module's pieces, hence imported here).
+    from ecg_jax import final_tables
+
     tables = []
     for (split, source), group in group_by_protocol(rows).items():
+        final_group = [r for r in group if final_tables.is_final(r)]
+        group = [r for r in group if not final_tables.is_final(r)]
+        if final_group:
+            chosen = select_rows(final_group, epoch)
+            have = {run_key(r) for r in chosen}
+            missing = select_rows([r for r in final_group if run_key(r) not in have]) if epoch is not None else []
+            tables += final_tables.build_final_tables(chosen, split, source, epoch, missing, published)
+        if not group:
+            continue
         chosen = select_rows(group, epoch)
         not_at_epoch = []
         if epoch is not None:
@@ -447,7 +465,8 @@ def build_tables(rows: list[dict], epoch: int | None = None,
                                        ABLATION_DISPLAY_NAMES, chosen, epoch, not_at_epoch))
     if published is not None:
         for table in tables:
-            add_comparisons(table, published)
+            if not table.kind.startswith("final"):
+                add_comparisons(table, published)
     return tables
 
 
@@ -519,7 +538,9 @@ def load_published(path: str) -> list[PublishedRow]:
     try:
         with open(path) as f:
             data = json.load(f)
-        out = []
+        from ecg_jax import final_tables  # see build_tables
+
+        out = final_tables.published_rows(data.get("final", {}), PublishedRow)
         for section, entries in data.items():
             if section.startswith("_") or section not in PUBLISHED_SECTIONS:
                 continue
@@ -610,7 +631,7 @@ def _html_table(table: Table) -> str:
              "    <tr>", '      <th rowspan="2">Method</th>']
     lines += [f'      <th colspan="{n}">{esc(name)}</th>' for _, name, _ in TABLE_METRICS]
     lines += ["    </tr>", "    <tr>"]
-    lines += [f"      <th>{_level_text(lv)}</th>" for _ in TABLE_METRICS for lv in table.levels]
+    lines += [f"      <th>{esc(h)}</th>" for _ in TABLE_METRICS for h in column_headers(table)]
     lines += ["    </tr>", "  </thead>", "  <tbody>"]
     for r in table.rows:
         cells = [c for metric, _, _ in TABLE_METRICS for c in r.cells[metric]]
@@ -654,8 +675,7 @@ def render_markdown(tables: list[Table]) -> str:
         caption = t.caption
         if t.source == "synthetic":
             caption = caption.replace("SYNTHETIC data", "**SYNTHETIC data**", 1)
-        header = ["Method"] + [f"{name} {_level_text(lv)}" for _, name, _ in TABLE_METRICS
-                               for lv in t.levels]
+        header = ["Method"] + [f"{name} {h}" for _, name, _ in TABLE_METRICS for h in column_headers(t)]
         out += [f"### {t.title}", "", caption, "",
                 "| " + " | ".join(header) + " |",
                 "|" + "---|" + "---:|" * (len(header) - 1)]

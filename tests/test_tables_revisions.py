@@ -54,9 +54,11 @@ def test_emd_row_after_dwt_and_revisions_named():
     rows = [row("unet", -4, 0, 7.0, 0.2, split="inter_patient", revision="final"),
             row("emd", -4, None, 3.0, 0.3, split="inter_patient", revision="final"),
             row("dwt", -4, None, 2.0, 0.3, split="inter_patient", revision="final")]
-    t, = tables.build_tables(rows)
-    assert [r.label for r in t.rows] == ["DWT", "EMD", "U-Net"]
-    assert "revision final" in t.title and 'Protocol revision: "final"' in t.caption
+    # the final README's layout: by noise at -4 dB, emb, and the U-Net row of components and ablation
+    by_noise, t, components, ablation = tables.build_tables(rows)
+    assert [r.label for r in components.rows] == ["U-Net"] and [r.label for r in ablation.rows] == ["Baseline (U-Net)"]
+    assert [r.label for r in t.rows] == ["DWT", "EMD", "U-Net"] == [r.label for r in by_noise.rows]
+    assert "emb" in t.title and 'Protocol revision: "final"' in t.caption
 
 
 def test_mixed_revisions_get_a_row_each_labelled():
@@ -144,7 +146,11 @@ def test_shared_published_file_parses(published_json):
     methods = {(p.kind, p.method) for p in published}
     assert {("main", m) for m in ("fft", "dwt", "unet", "dacnn", "acdae", "dancer", "ciadnet", "ags_unet")} <= methods
     assert {("ablation", m) for m in ("ciadnet_base", "ciadnet_channel", "ciadnet_spatial", "ciadnet")} <= methods
-    assert {p.revision for p in published if p.method in ("fft", "dwt")} == {"first"}
+    assert {p.revision for p in published if p.method in ("fft", "dwt") and p.kind in ("main", "ablation")} \
+        == {"first"}
+    final = {(p.kind, p.method) for p in published if p.revision == "final"}
+    assert ("final_emb", "ralenet") in final and ("final_ablation", "dance_final_arem") in final
+    assert ("final_by_noise", "dwt") in final and ("final_components", "dance_final_cbam") in final
 
 
 def test_make_tables_compare_cli(tmp_path):

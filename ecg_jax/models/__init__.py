@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 
 from ecg_jax.errors import ConfigError
+from ecg_jax.names import METHOD_DISPLAY_NAMES
 from ecg_jax.models.ags_unet import AGSUNet
 from ecg_jax.models.ciadnet import CIADNet
 from ecg_jax.models.dacnn import DACNN
@@ -34,13 +35,7 @@ DANCE_VARIANT_NAMES = ("dance_final_se", "dance_final_cbam", "dance_final_eca",
                        "dance_final_atnc", "dance_final_arem")
 MODEL_NAMES = PAPER_MODEL_NAMES + FINAL_MODEL_NAMES + DANCE_VARIANT_NAMES
 
-DISPLAY_NAMES = {"unet": "U-Net", "dacnn": "DACNN", "acdae": "ACDAE",
-                 "ags_unet": "AGS-UNet", "ciadnet": "CIADNet", "dancer": "DANCER",
-                 "drsn": "DRSN", "dacnn_final": "DACNN", "acdae_final": "ACDAE",
-                 "ralenet": "RALENet", "dance_final": "DANCE",
-                 "dance_final_se": "+ ATNC & SE", "dance_final_cbam": "+ ATNC & CBAM",
-                 "dance_final_eca": "+ ATNC & ECA", "dance_final_atnc": "+ ATNC",
-                 "dance_final_arem": "+ AREM"}
+DISPLAY_NAMES = {name: METHOD_DISPLAY_NAMES[name] for name in MODEL_NAMES}
 
 _MODEL_CLASSES: Mapping[str, type[nn.Module]] = {
     "unet": UNet, "dacnn": DACNN, "acdae": ACDAE,
