@@ -10,12 +10,7 @@ proper). Arguments, combinable with commas:
 The switches are also plain fields: --config.model_kwargs.channel_shrink=False.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # noqa: E402  (configs/ is not a package; config_flags loads files by path)
+from ecg_jax.configs import common
 
 VARIANTS = {"full": (True, True), "base": (False, False), "channel": (True, False), "spatial": (False, True)}
 

@@ -4,12 +4,7 @@
   python scripts/train.py --config configs/dacnn.py:smoke --workdir /tmp/dacnn-smoke
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # noqa: E402  (configs/ is not a package; config_flags loads files by path)
+from ecg_jax.configs import common
 
 
 def get_config(arg: str | None = None):

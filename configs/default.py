@@ -4,12 +4,7 @@ Used by scripts that only need the shared fields (e.g. scripts/prepare_data.py);
 `--config=configs/default.py:smoke` shrinks it like every other config.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # noqa: E402  (configs/ is not a package; config_flags loads files by path)
+from ecg_jax.configs import common
 
 
 def get_config(arg: str | None = None):

@@ -18,12 +18,7 @@ an accelerator makes 100 epochs a matter of minutes), Adam 1e-3, x0.1 from
 epoch 20, batch 64, one seed.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import common  # noqa: E402  (configs/ is not a package; config_flags loads files by path)
+from ecg_jax.configs import common
 
 
 def get_config(arg: str | None = None):

@@ -27,14 +27,9 @@ configs/common.smoke_overrides (8 records, 1000 windows: 800 train / 200 test),
 x 2 seeds, 1 epoch.
 """
 
-import os
-import sys
+import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import ml_collections  # noqa: E402
-
-import common  # noqa: E402  (configs/ is not a package; config_flags loads files by path)
+from ecg_jax.configs import common
 
 # Experiment id -> network config file (in configs/) and its argument. The id
 # is also the method id of the results rows (ecg_jax.train.loop.method_id), so

@@ -1,4 +1,4 @@
-"""Helpers shared by the command-line scripts in scripts/."""
+"""Helpers shared by the `ecg-jax` subcommands (ecg_jax/commands; scripts/*.py call them)."""
 
 from __future__ import annotations
 
@@ -111,19 +111,67 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
             raise EcgJaxError(f"jax.distributed could not start from the cluster's environment: {e}") from None
 
 
-def define_config_file(default: str | None, help_text: str, **kwargs):
-    """`--config FILE[:ARG]` and its `--config.a.b=V` overrides (ml_collections).
+def configs_dir() -> str:
+    """The folder of the built-in configs (the package `ecg_jax.configs`, configs/ in a clone)."""
+    from ecg_jax import configs
 
-    With a default file, ml_collections loads it and applies the command line's
-    overrides while defining the flag, before `app.run`: a misspelled field
-    (`--config.data.revsion=final`) raised a traceback there. It is one line
-    and exit 2 here, as for every other user error."""
+    return os.path.dirname(os.path.abspath(configs.__file__))
+
+
+def builtin_configs() -> list[str]:
+    """Names of the built-in configs: the config files of `configs_dir()` (common.py is their shared part)."""
+    return sorted(name[:-3] for name in os.listdir(configs_dir())
+                  if name.endswith(".py") and name not in ("__init__.py", "common.py"))
+
+
+def config_file(spec: str) -> str:
+    """A `--config` value as ml_collections loads it: "NAME[:ARG]" of a built-in config (`dancer:smoke`)
+    becomes its file's path; a file path (`configs/dancer.py:smoke`, `my.py`) stays as it is.
+
+    A bare word is a built-in name unless a file of exactly that name exists."""
+    import re
+
+    name, colon, arg = spec.partition(":")
+    if not re.fullmatch(r"[A-Za-z_]\w*", name) or os.path.isfile(name):
+        return spec
+    if name not in builtin_configs():
+        raise FileNotFoundError(f"no config file {name!r} and no built-in config of that name "
+                                f"(built in: {', '.join(builtin_configs())})")
+    return os.path.join(configs_dir(), f"{name}.py") + colon + arg
+
+
+def define_config_file(default: str | None, help_text: str, **kwargs):
+    """`--config NAME|FILE[:ARG]` and its `--config.a.b=V` overrides (ml_collections).
+
+    NAME is a built-in config (`config_file`). With a default, ml_collections
+    loads it and applies the command line's overrides while defining the flag,
+    before `app.run`: a misspelled field (`--config.data.revsion=final`) raised
+    a traceback there. It is one line and exit 2 here, as for every other user
+    error."""
+    from absl import flags
     from ml_collections import config_flags
 
+    default = None if default is None else config_file(default)
     try:
-        return config_flags.DEFINE_config_file("config", default, help_text, **kwargs)
+        holder = config_flags.DEFINE_config_file("config", default, help_text, **kwargs)
     except Exception as e:  # noqa: BLE001 -- whatever ml_collections raises: one line
         _exit_with_error(_default_config_error(default, e))
+    flag = flags.FLAGS[holder.name]
+    flag.parser = _NamedConfigParser(flag.parser)
+    return holder
+
+
+class _NamedConfigParser:
+    """ml_collections' config file parser, taking built-in config names as well as paths."""
+
+    def __init__(self, parser):
+        self._parser = parser
+
+    def parse(self, argument):
+        return self._parser.parse(config_file(argument))
+
+    def __getattr__(self, name):  # flag_type, syntactic_help, ...: ml_collections' own
+        return getattr(self._parser, name)
 
 
 def _default_config_error(path: str, e: Exception) -> str:
@@ -172,7 +220,7 @@ def _overrides_without_config_file() -> None:
     overrides = [a for a in args if re.match(r"^--?(no)?config\.", a)]
     if overrides:
         _exit_with_error(f"{overrides[0]} overrides a field of a config file: give --config FILE first "
-                         "(e.g. --config configs/unet.py)")
+                         "(a built-in name such as --config unet, or a path such as --config configs/unet.py)")
 
 
 def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Callable[[list[str]], None]:

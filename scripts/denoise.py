@@ -1,69 +1,10 @@
 """Denoise an ECG recording of any sampling rate, length and format with a trained network.
 
-  python scripts/denoise.py holter.hea --output clean.hea                  # WFDB in, WFDB out (same rate)
-  python scripts/denoise.py ecg.csv --fs 500 --output clean.csv --plot ecg.png
-  python scripts/denoise.py ecg.npy --fs 250 --output clean.npy --weights my.npz
-  python scripts/denoise.py rec.edf --output clean.npy --workdir runs/dancer --member all
-  python scripts/denoise.py rec.hea --output clean.hea --workdir runs/grid --dataset emb@0   # one dataset's seeds
-
-Inputs: .csv (one column per lead, optional header; needs --fs), .npy
-(samples x leads; needs --fs), .hea (WFDB), .edf. Outputs: .csv, .npy, .hea.
-Values in mV (WFDB/EDF units are read from the file). Default weights:
-weights/dancer.npz. Bad input: one line on stderr, exit status 2.
+The `ecg-jax denoise` command (its flags and code: ecg_jax/commands/denoise.py), kept as a script:
+`python scripts/denoise.py ...` is `ecg-jax denoise ...`. Needs the package installed (pip install -e .).
 """
 
-import math
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.errors import DenoiseInputError  # noqa: E402
-
-_OUTPUT = flags.DEFINE_string("output", None, "Output file: .csv, .npy or .hea (WFDB).", required=True)
-# A string flag, parsed in main: absl's own float parsing answers "--fs abc" with two lines and exit 1.
-_FS = flags.DEFINE_string("fs", None, "Sampling rate in Hz (required for .csv and .npy inputs; for .hea and "
-                          ".edf the file's own rate, which --fs may only repeat).")
-_WEIGHTS = flags.DEFINE_string("weights", None, "Weights file (.npz from scripts/export.py); "
-                               "default weights/dancer.npz.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Use a training workdir's checkpoints instead of a weights file.")
-_MEMBER = flags.DEFINE_string("member", "all", "Member index, or 'all' to average every member (seed ensemble).")
-_DATASET = flags.DEFINE_string("dataset", None, "NOISE@SNR (e.g. emb@0): only the members trained on that dataset; "
-                               "needed with --member all when the run's members span several datasets.")
-_PLOT = flags.DEFINE_string("plot", None, "PNG of the first 10 s: input vs denoised, per lead.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file.")
-
-
-def parse_fs(text):
-    """--fs as a positive, finite number of Hz (None when not given); else one line."""
-    if text is None:
-        return None
-    try:
-        fs = float(text)
-    except ValueError:
-        raise DenoiseInputError(f"--fs must be a sampling rate in Hz (a positive number), got {text!r}") from None
-    if not (math.isfinite(fs) and fs > 0):
-        raise DenoiseInputError(f"--fs must be a sampling rate in Hz (a positive number), got {text!r}")
-    return fs
-
-
-def main(argv):
-    if len(argv) != 2:
-        raise DenoiseInputError("give exactly one input file: scripts/denoise.py INPUT --output OUTPUT [--fs HZ]")
-    if _WEIGHTS.value and _WORKDIR.value:
-        raise DenoiseInputError("give either --weights or --workdir, not both")
-    fs = parse_fs(_FS.value)
-    from ecg_jax.denoise import denoise_file
-
-    summary = denoise_file(argv[1], _OUTPUT.value, fs=fs, weights=_WEIGHTS.value, workdir=_WORKDIR.value,
-                           member=_MEMBER.value, plot=_PLOT.value, overwrite=_OVERWRITE.value,
-                           progress=sys.stderr.isatty(), dataset=_DATASET.value)
-    print(f"denoised {summary['seconds']:.1f} s x {summary['leads']} lead(s) at {summary['fs']:g} Hz "
-          f"-> {summary['output']} ({summary['wall_s']:.1f} s)")
-
+from ecg_jax.commands import run_script
 
 if __name__ == "__main__":
-    app.run(run_main(main))
+    run_script("denoise")

@@ -1,79 +1,10 @@
 """Merge results.jsonl files into the benchmark tables and figures.
 
-  python scripts/make_tables.py --results runs/baselines,runs/unet --out tables/
-
---results takes results.jsonl files or directories holding one (comma-separated
-and/or repeated); later ones win for duplicate rows. Each run is shown at its
-final epoch (the largest `epochs` among its rows); --epoch N shows the network
-rows scored at epoch N instead (e.g. after `evaluate.py --epoch N`; baselines
-are always shown). Diverged runs are left out of mean ± std and counted in the
-captions. Writes into --out:
-  tables.html, tables.md, runs.csv    the tables and the numbers of every run
-                                      they use (runs.csv: diverged ones too,
-                                      flagged; one column per field, e.g.
-                                      input_snr_db, output_snr_db, rmse_mv)
-  snr_curves.{png,svg}                output vs input SNR (one file per
-                                      split/source when the rows mix them:
-                                      snr_curves_<split>_<source>.{png,svg})
-  example_<noise>_<snr>dB.{png,svg}   only when a results directory holds an
-                                      examples.npz (see figures.load_examples);
-                                      unreadable files are skipped with a warning
-and prints the Markdown tables.
-
---compare published adds, under every row that has published numbers, the
-published row(s) (labelled with their README and protocol revision: network
-rows "paper", FFT/DWT rows "first") and our difference, in tables.md and
-tables.html. The numbers come from --published (default
-../shared/spec/published.json beside the repository).
+The `ecg-jax tables` command (its flags and code: ecg_jax/commands/tables.py), kept as a script:
+`python scripts/make_tables.py ...` is `ecg-jax tables ...`. Needs the package installed (pip install -e .).
 """
 
-from __future__ import annotations
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.config_utils import as_list  # noqa: E402
-from ecg_jax.errors import ConfigError  # noqa: E402
-from ecg_jax import tables  # noqa: E402
-from ecg_jax.report import write_report  # noqa: E402
-from ecg_jax.results import read_rows  # noqa: E402
-
-FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (comma-separated or repeated)")
-flags.DEFINE_string("out", "", "output directory for tables and figures")
-flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
-flags.DEFINE_enum("compare", None, ["published"], "add published numbers and our differences to the tables")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-flags.DEFINE_string("published", os.path.join(REPO, "..", "shared", "spec", "published.json"),
-                    "published.json for --compare published")
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    paths = [str(p) for p in as_list(FLAGS.results)]
-    if not paths:
-        raise ConfigError("--results is required (results.jsonl files or directories)")
-    if not FLAGS.out:
-        raise ConfigError("--out is required (output directory)")
-    if FLAGS.epoch is not None and FLAGS.epoch < 0:
-        raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
-    published = tables.load_published(os.path.normpath(FLAGS.published)) if FLAGS.compare else None
-    markdown, written = write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
-    if published is not None:
-        # the same tables again, with the published rows under ours
-        md_path = tables.write_tables(read_rows(paths), FLAGS.out, epoch=FLAGS.epoch, published=published)["markdown"]
-        with open(md_path) as f:
-            markdown = f.read()
-    print(markdown, end="")
-    print(f"wrote {len(written)} files to {FLAGS.out}: {', '.join(os.path.basename(w) for w in written)}",
-          file=sys.stderr)
-
+from ecg_jax.commands import run_script
 
 if __name__ == "__main__":
-    app.run(run_main(main))
+    run_script("tables")

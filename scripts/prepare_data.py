@@ -1,47 +1,10 @@
 """Prepare the data for a config; write <workdir>/data_card.json and/or export the arrays.
 
-  python scripts/prepare_data.py --workdir W [--config=configs/default.py[:smoke]]
-      [--config.data.data_dir=../shared/data]
-  python scripts/prepare_data.py --config configs/final.py --export final.npz
-
---export writes `clean` and `{noise}_{snr}` float32 (N, 256, 2) arrays in the
-protocol's example order, `train_index`, `test_index` and the data card (with
-the revision) into one .npz for other frameworks (ecg_jax/data/export.py).
-
-Prints the source (loudly when it is the built-in SYNTHETIC one), the sizes,
-the achieved input SNR of every dataset, the time taken and whether the
-prepared-data cache was hit.
+The `ecg-jax prepare` command (its flags and code: ecg_jax/commands/prepare.py), kept as a script:
+`python scripts/prepare_data.py ...` is `ecg-jax prepare ...`. Needs the package installed (pip install -e .).
 """
 
-import os
-import sys
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import define_config_file, run_main  # noqa: E402
-from ecg_jax.data import prepare_and_write_data_card  # noqa: E402
-from ecg_jax.errors import EcgJaxError  # noqa: E402
-
-_CONFIG = define_config_file(os.path.join(REPO_ROOT, "configs", "default.py"), "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for data_card.json.")
-_EXPORT = flags.DEFINE_string("export", None, "Write the prepared arrays to this .npz (never overwritten).")
-
-
-def main(argv: list[str]) -> None:
-    del argv
-    if not _WORKDIR.value and not _EXPORT.value:
-        raise EcgJaxError("give --workdir (for data_card.json) and/or --export PATH.npz")
-    if _EXPORT.value and not _EXPORT.value.endswith(".npz"):
-        raise EcgJaxError(f"--export {_EXPORT.value}: the file name must end in .npz")
-    lines, paths = prepare_and_write_data_card(_CONFIG.value, _WORKDIR.value, _EXPORT.value)
-    for line in lines:
-        print(line)
-    for path in paths:
-        print(f"wrote {path}")
-
+from ecg_jax.commands import run_script
 
 if __name__ == "__main__":
-    app.run(run_main(main))
+    run_script("prepare")

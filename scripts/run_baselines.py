@@ -1,54 +1,10 @@
 """Score the classical baselines on every (noise type, SNR) dataset of a config.
 
-  ECG_JAX_DATA=../shared/data python scripts/run_baselines.py --workdir W
-  python scripts/run_baselines.py --workdir W --config configs/default.py:smoke
-  python scripts/run_baselines.py --workdir W --config.baselines.threshold_search=True
-  python scripts/run_baselines.py --workdir W --config configs/final.py        # DWT (universal) + EMD
-  python scripts/run_baselines.py --workdir W --config.baselines.methods=fft,dwt,emd
-
-Runs `config.baselines.methods` (FFT, DWT, EMD) with the config's DWT rule
-(`baselines.dwt_rule`: the reference's signed maximum, or the final
-revision's universal thresholds), on raw or normalised windows
-(`baselines.on_normalized`). Writes W/data_card.json and appends one row per
-(method, noise type, SNR) to W/results.jsonl (seed null: the baselines are
-deterministic), then prints them. Each row records its protocol revision and
-the settings it was scored with (threshold; approximation/detail factors; IMF
-slice); with threshold_search these are chosen per dataset on its training
-windows only. EMD uses every core (ecg_jax/baselines/emd.py). The work is
-done by ecg_jax.baselines.run_baselines.
+The `ecg-jax baselines` command (its flags and code: ecg_jax/commands/baselines.py), kept as a script:
+`python scripts/run_baselines.py ...` is `ecg-jax baselines ...`. Needs the package installed (pip install -e .).
 """
 
-import os
-import sys
-import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import define_config_file, run_main  # noqa: E402
-from ecg_jax.errors import ConfigError  # noqa: E402
-
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "default.py")
-_CONFIG = define_config_file(_DEFAULT_CONFIG, "Config file (data and baseline fields).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.json and results.jsonl.", required=True)
-
-
-@run_main
-def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from ecg_jax.baselines import run_baselines
-    from ecg_jax.results import print_rows
-
-    tic = time.perf_counter()
-    rows = run_baselines(_CONFIG.value, _WORKDIR.value)
-    print_rows(rows)
-    source = rows[0]["source"] if rows else "?"
-    note = "  (SYNTHETIC data: not PhysioNet)" if source == "synthetic" else ""
-    print(f"{len(rows)} rows -> {os.path.join(_WORKDIR.value, 'results.jsonl')} in "
-          f"{time.perf_counter() - tic:.1f}s{note}")
-
+from ecg_jax.commands import run_script
 
 if __name__ == "__main__":
-    app.run(main)
+    run_script("baselines")

@@ -1,61 +1,10 @@
 """Train every seed (and dataset) of a config in one compiled program, then evaluate.
 
-  python scripts/train.py --config configs/dancer.py:smoke --workdir /tmp/w
-  python scripts/train.py --config configs/unet.py --workdir runs/unet \
-      --config.seeds=3 --config.noise_types=emb --config.snr_levels=-4,0
-  python scripts/train.py --workdir runs/unet      # resume an interrupted run
-  # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
-  python scripts/train.py --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
-  python scripts/train.py --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
-
-With `--workdir` alone the run resumes from `<workdir>/config.json` and the
-last checkpoint. Set the PhysioNet folder with --config.data.data_dir=DIR or
-$ECG_JAX_DATA; without one the built-in synthetic source is used (and said so).
+The `ecg-jax train` command (its flags and code: ecg_jax/commands/train.py), kept as a script:
+`python scripts/train.py ...` is `ecg-jax train ...`. Needs the package installed (pip install -e .).
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import define_config_file, define_distributed_flags, run_main  # noqa: E402
-from ecg_jax.config_utils import check_trainable, load_config_json, resolve_config  # noqa: E402
-from ecg_jax.errors import ConfigError  # noqa: E402
-
-_CONFIG = define_config_file(None, "Experiment config file (configs/<network>.py[:smoke]).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
-
-define_distributed_flags()
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config = _CONFIG.value
-    saved = os.path.join(_WORKDIR.value, "config.json")
-    if config is None:
-        if not os.path.exists(saved):
-            raise ConfigError(f"no --config given and no {saved} to resume from; "
-                              "pass --config configs/<network>.py")
-        config = load_config_json(saved)
-        try:
-            check_trainable(resolve_config(config))
-        except ConfigError as e:
-            raise ConfigError(f"{saved}: {e}") from None
-    else:
-        check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
-
-    from ecg_jax.train.loop import train_and_evaluate
-
-    rows = train_and_evaluate(config, _WORKDIR.value)
-    from ecg_jax.results import print_rows
-    if jax.process_index() == 0:  # every process has the rows; one prints them
-        print_rows(rows)
-
+from ecg_jax.commands import run_script
 
 if __name__ == "__main__":
-    app.run(run_main(main, distributed=True))
+    run_script("train")

@@ -17,7 +17,7 @@ from ecg_jax.train.experiment import method_id
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(p for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
-                      if os.path.basename(p) != "common.py")
+                      if os.path.basename(p) not in ("common.py", "__init__.py"))
 
 
 def load(path: str):

@@ -38,6 +38,7 @@ import numpy as np
 from ecg_jax.denoise.overlap import crossfade_weights, cut_windows, overlap_add, windows_covering
 from ecg_jax.denoise.resampling import MODEL_FS, Ratio, resample_span
 from ecg_jax.denoise.signals import Recording, Writer, array_recording
+from ecg_jax.denoise.weights import SHIPPED_WEIGHTS
 from ecg_jax.errors import DenoiseInputError, EcgJaxError
 
 WINDOW = 256          # samples per network input (at 360 Hz)
@@ -45,8 +46,7 @@ CHANNELS = 2          # leads per network input
 DEFAULT_HOP = 128     # window step: each sample is a cross-fade of two windows
 DEFAULT_BATCH = 128   # windows per compiled call (one compile; CPU throughput is flat above ~64)
 DEFAULT_BLOCK_SECONDS = 300.0
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_WEIGHTS = os.path.join(REPO_ROOT, "weights", "dancer.npz")
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS
 SCAN_CHUNK = 1 << 20  # samples per read when scanning a recording for NaN, flat leads
 
 WindowFn = Callable[[np.ndarray], np.ndarray]   # (batch, 256, 2) float32 mV -> same
@@ -322,8 +322,8 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
         return Denoiser.from_variables(r.model, r.variables, r.mean, r.std, meta=meta, **kwargs)
     path = path or DEFAULT_WEIGHTS
     if not os.path.exists(path):
-        hint = ("export one from a training run with: python scripts/export.py --workdir RUN --output "
-                f"{os.path.relpath(DEFAULT_WEIGHTS, REPO_ROOT)}, or pass --weights FILE or --workdir RUN")
+        hint = ("export one from a training run with: ecg-jax export --workdir RUN --output FILE.npz, "
+                "or pass --weights FILE or --workdir RUN")
         raise MissingWeightsError(f"no weights file at {path}; {hint}")
     model, variables, mean, std, meta = load_weights(path)
     k = len(mean)

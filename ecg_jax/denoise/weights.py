@@ -26,6 +26,9 @@ from flax import traverse_util
 from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.errors import EcgJaxError
 
+# The shipped weights and their model card (dancer.json beside them): weights/ of a clone, linked into
+# the package as ecg_jax/weights, so one path works in a clone and installed.
+SHIPPED_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights", "dancer.npz")
 FORMAT = "ecg-jax-weights"
 FORMAT_VERSION = 1
 COLLECTIONS = ("params", "batch_stats")

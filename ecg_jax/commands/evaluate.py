@@ -1,0 +1,37 @@
+"""Evaluate a training workdir from its checkpoints.
+
+  ecg-jax evaluate --workdir W              # latest checkpoint of every program
+  ecg-jax evaluate --workdir W --epoch 40   # the checkpoint after epoch 40
+  ecg-jax evaluate --workdir W --data_dir ../shared/data   # data moved since training
+
+Restores every member, scores it on the test windows of its dataset in
+evaluation mode (running BatchNorm statistics, outputs de-normalised to mV),
+appends the rows to W/results.jsonl (same schema as the baselines; a later row
+replaces an earlier one with the same method/dataset/seed) and prints them.
+"""
+
+import jax
+from absl import flags
+
+from ecg_jax.cli import define_distributed_flags
+from ecg_jax.errors import ConfigError
+
+DISTRIBUTED = True
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (holds config.json and checkpoints/).",
+                               required=True)
+_EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint to evaluate (number of finished epochs); default latest.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "PhysioNet folder, if it moved since training.")
+
+define_distributed_flags()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax.evaluation import evaluate_workdir
+    from ecg_jax.results import print_rows
+
+    rows = evaluate_workdir(_WORKDIR.value, epoch=_EPOCH.value, data_dir=_DATA_DIR.value)
+    if jax.process_index() == 0:  # every process has the rows; one prints them
+        print_rows(rows)

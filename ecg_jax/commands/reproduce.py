@@ -1,0 +1,45 @@
+"""One command for the whole benchmark: baselines, every network, tables and figures.
+
+  ECG_JAX_DATA=../shared/data ecg-jax reproduce --config paper --workdir R
+  ECG_JAX_DATA=../shared/data ecg-jax reproduce --config paper:smoke --workdir /tmp/repro
+  ecg-jax reproduce --config paper --workdir R --config.networks=unet,dancer
+  # several processes (each with its own devices), e.g. two on one machine:
+  ecg-jax reproduce ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=0 &
+  ecg-jax reproduce ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=1
+
+Stages, outputs and resumption: ecg_jax/reproduce.py.
+"""
+
+import json
+import os
+
+from absl import flags
+
+from ecg_jax.cli import define_config_file, define_distributed_flags
+from ecg_jax.errors import ConfigError
+
+DISTRIBUTED = True
+
+_CONFIG = define_config_file("paper", "Paper config: paper[:smoke] (built in) or a file (configs/paper.py[:smoke]).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output root: baselines/, one folder per experiment, tables/.",
+                               required=True)
+define_distributed_flags()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax.reproduce import reproduce
+
+    paths = reproduce(_CONFIG.value, _WORKDIR.value)
+    if not paths:  # not process 0 of a multi-process run
+        return
+    with open(paths["markdown"]) as f:
+        print(f.read(), end="")
+    with open(paths["timings"]) as f:
+        timed = json.load(f)
+    print("\nWall time per stage (s):")
+    for name, seconds in timed["seconds"].items():
+        print(f"  {name:<18} {seconds:>8.1f}")
+    note = "  (SYNTHETIC data: not PhysioNet)" if timed["source"] == "synthetic" else ""
+    print(f"Data source: {timed['source']}{note}. Tables and figures in {os.path.dirname(paths['markdown'])}")

@@ -1,0 +1,57 @@
+"""Train every seed (and dataset) of a config in one compiled program, then evaluate.
+
+  ecg-jax train --config dancer:smoke --workdir /tmp/w
+  ecg-jax train --config unet --workdir runs/unet \\
+      --config.seeds=3 --config.noise_types=emb --config.snr_levels=-4,0
+  ecg-jax train --config my_config.py:smoke --workdir runs/mine    # any config file
+  ecg-jax train --workdir runs/unet      # resume an interrupted run
+  # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
+  ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
+  ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
+
+With `--workdir` alone the run resumes from `<workdir>/config.json` and the
+last checkpoint. Set the PhysioNet folder with --config.data.data_dir=DIR or
+$ECG_JAX_DATA; without one the built-in synthetic source is used (and said so).
+"""
+
+import os
+
+import jax
+from absl import flags
+
+from ecg_jax.cli import define_config_file, define_distributed_flags
+from ecg_jax.config_utils import check_trainable, load_config_json, resolve_config
+from ecg_jax.errors import ConfigError
+
+DISTRIBUTED = True
+
+_CONFIG = define_config_file(None, "Experiment config: a built-in name[:arg] (dancer:smoke) or a file "
+                             "(configs/<network>.py[:smoke]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
+
+define_distributed_flags()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = _CONFIG.value
+    saved = os.path.join(_WORKDIR.value, "config.json")
+    if config is None:
+        if not os.path.exists(saved):
+            raise ConfigError(f"no --config given and no {saved} to resume from; "
+                              "pass --config <network> (e.g. unet) or --config configs/<network>.py")
+        config = load_config_json(saved)
+        try:
+            check_trainable(resolve_config(config))
+        except ConfigError as e:
+            raise ConfigError(f"{saved}: {e}") from None
+    else:
+        check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
+
+    from ecg_jax.train.loop import train_and_evaluate
+
+    rows = train_and_evaluate(config, _WORKDIR.value)
+    from ecg_jax.results import print_rows
+    if jax.process_index() == 0:  # every process has the rows; one prints them
+        print_rows(rows)
