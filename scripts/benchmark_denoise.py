@@ -1,59 +1,19 @@
 """The shipped denoiser (and any --weights) against the filters people use, on held-out records.
 
-  python scripts/benchmark_denoise.py                                  # shipped weights, Markdown table
-  python scripts/benchmark_denoise.py --weights a.npz,b.npz --out bench.json
-  python scripts/benchmark_denoise.py --records 100 --per_record 1 --noise_types emb --snr_levels 0
-
-Methods: each weights file, NeuroKit2 `ecg_clean` ("neurokit", "biosppy"; optional,
-pip install neurokit2) and a 4th-order zero-phase Butterworth 0.5-40 Hz band-pass.
-Data: 30 s two-lead stretches of the shipped card's test records with NSTDB
-bw/em/ma/emb noise at -4/0/+4 dB (ecg_jax/denoise/benchmark.py says exactly how).
-Needs the PhysioNet folder: --data_dir or $ECG_JAX_DATA.
+The `ecg-jax benchmark-denoise` command (its flags and code: ecg_jax/commands/benchmark_denoise.py), kept as a
+script: `python scripts/benchmark_denoise.py ...` is `ecg-jax benchmark-denoise ...`. Needs the package
+installed (pip install -e .).
 """
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from absl import app, flags  # noqa: E402
-
-from ecg_jax.cli import run_main  # noqa: E402
-from ecg_jax.errors import ConfigError  # noqa: E402
-
-_WEIGHTS = flags.DEFINE_list("weights", [], "Weights files (.npz) to compare; default weights/dancer.npz.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder holding mitdb/ and nstdb/; default $ECG_JAX_DATA.")
-_RECORDS = flags.DEFINE_list("records", [], "MIT-BIH records; default the shipped model card's test_records.")
-_PER_RECORD = flags.DEFINE_integer("per_record", 3, "Stretches per record.")
-_SECONDS = flags.DEFINE_float("seconds", 30.0, "Stretch length in seconds.")
-_NOISE = flags.DEFINE_list("noise_types", ["bw", "em", "ma", "emb"], "Noise types.")
-_SNR = flags.DEFINE_list("snr_levels", ["-4", "0", "4"], "Input SNRs in dB.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the noise offsets.")
-_NO_FILTERS = flags.DEFINE_bool("no_filters", False, "Networks only (no NeuroKit2, no Butterworth).")
-_OUT = flags.DEFINE_string("out", None, "Also write the result (table rows, per-stretch gains) as JSON here.")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from ecg_jax.data.records import resolve_data_dir, missing_data_error
-    from ecg_jax.denoise import benchmark as bench
-
-    data_dir = resolve_data_dir(_DATA_DIR.value)
-    if data_dir is None:
-        raise missing_data_error("the benchmark needs the real MIT-BIH and NSTDB records")
-    try:
-        snrs = [float(s) for s in _SNR.value]
-    except ValueError:
-        raise ConfigError(f"--snr_levels must be numbers in dB, got {','.join(_SNR.value)}") from None
-    progress = (lambda msg: print(msg, file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
-    result = bench.benchmark(_WEIGHTS.value, data_dir, _RECORDS.value, _PER_RECORD.value, _SECONDS.value,
-                             _NOISE.value, snrs, _SEED.value, filters=not _NO_FILTERS.value, progress=progress)
-    print(bench.report(result))
-    if _OUT.value:
-        bench.write_json(result, _OUT.value)
-        print(f"wrote {_OUT.value}")
-
+try:
+    from ecg_jax.commands import run_script
+except ModuleNotFoundError as e:
+    if e.name != "ecg_jax":
+        raise
+    print("error: the ecg_jax package is not installed; from the repository root: pip install -e .", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
-    app.run(run_main(main))
+    run_script("benchmark-denoise")
