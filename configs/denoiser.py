@@ -22,7 +22,7 @@ from ecg_jax.configs import common
 
 
 def get_config(arg: str | None = None):
-    tokens = common.parse_arg(arg, ("smoke",))
+    tokens = common.parse_arg(arg, ("smoke", "fresh"))
     c = common.network_config("dancer", None)
     c.experiment = "denoiser"
     c.noise_types = ("mixed",)
@@ -32,9 +32,40 @@ def get_config(arg: str | None = None):
     c.train.epochs = 30
     c.train.lr_decay_epoch = (20,)
     c.train.checkpoint_every = 5
+    if "fresh" in tokens:
+        c.fresh = fresh_config()
     if "smoke" in tokens:
         c = common.smoke_overrides(c)
         c.noise_types = ("mixed",)
         c.seeds = 1
         c.train.epochs = 2
+        if "fresh" in tokens:
+            c.fresh.steps, c.fresh.eval_every, c.fresh.val_windows = 20, 10, 256
     return c
+
+
+def fresh_config():
+    """The fresh-noise recipe (ecg_jax/train/fresh_noise.py): new noise for every batch, drawn on the device.
+
+      python -m ecg_jax.train.fresh_noise --config configs/denoiser.py:fresh --workdir runs/fresh \
+          [--set fresh.steps=20000] [--set fresh.init_weights=weights/dancer.npz]
+    """
+    import ml_collections
+
+    f = ml_collections.ConfigDict()
+    f.batch_size = 64
+    f.window = 256
+    f.steps = 6000
+    f.eval_every = 250
+    f.learning_rate = 1e-3
+    f.final_lr_fraction = 0.02      # cosine decay to 2% of the rate
+    f.snr_db_range = (-8.0, 12.0)   # uniform per window
+    f.amplitude_range = (0.5, 2.0)  # log-uniform gain on clean and noise alike
+    f.emb_probability = 0.25        # windows with exactly bw + em + ma (else a random mixture)
+    f.lowfreq_weight = 0.0          # extra weight on the error's moving average (baseline wander)
+    f.lowfreq_window = 64
+    f.noise_train_fraction = 0.8    # first 80% of each NSTDB record; the rest is benchmark noise
+    f.val_records = ("105", "203", "223", "232")   # held out of the card's train records for model selection
+    f.val_windows = 2048
+    f.init_weights = ""             # a weights file to start from ("" = random init)
+    return f
