@@ -1,8 +1,9 @@
 """Atomic file writes: a temporary file next to the final name, then os.replace.
 
 A reader never sees a half-written file, and a crash leaves the old file (or
-none) in place. Used by the data cache, the data export, weights files, model
-cards and denoised outputs.
+none) in place; a full disk is one line naming the folder and the file
+(`interrupts.DiskFullError`). Used by the data cache, the data export, weights
+files, model cards and denoised outputs.
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ def temp_beside(final_path: str, prefix: str = ".tmp-") -> str:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` atomically (the temporary file is removed if writing fails)."""
-    tmp = temp_beside(path, os.path.basename(path) + ".")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write `text` to `path` atomically (the temporary file is removed if writing fails; a full
+    disk is one line naming the file)."""
+    with _disk_full_names(path):
+        tmp = temp_beside(path, os.path.basename(path) + ".")
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
@@ -45,14 +48,21 @@ def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
     `path` while writing is left alone (FileExistsError): nothing is silently rewritten."""
     import numpy as np
 
-    tmp = temp_beside(path, os.path.basename(path) + ".")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        if not overwrite and os.path.exists(path):
-            raise FileExistsError(f"{path} appeared while writing; refusing to overwrite it")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with _disk_full_names(path):
+        tmp = temp_beside(path, os.path.basename(path) + ".")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            if not overwrite and os.path.exists(path):
+                raise FileExistsError(f"{path} appeared while writing; refusing to overwrite it")
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+def _disk_full_names(path: str):
+    from ecg_jax.interrupts import disk_full_as_one_line
+
+    return disk_full_as_one_line(os.path.dirname(os.path.abspath(path)), os.path.basename(path))

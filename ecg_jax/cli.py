@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Callable, NoReturn
 
 from ecg_jax.errors import EcgJaxError
+from ecg_jax.interrupts import (DEFAULT_PEER_TIMEOUT_S, JAX_HEARTBEAT_EXTRA_S, Interrupted, end_peer_watch,
+                                install_signal_handlers, interrupted_message, is_disk_full, settle_with_peers,
+                                watch_peers)
 
 XLA_CACHE_ENV = "ECG_JAX_XLA_CACHE"
 # XLA:CPU reads its thread-pool size from these (the first set wins), else counts the cores.
@@ -82,16 +86,21 @@ def define_distributed_flags() -> None:
                         "HOST:PORT of process 0 of a multi-process run; every process passes the same.")
     flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
     flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
+    flags.DEFINE_integer("peer_timeout", DEFAULT_PEER_TIMEOUT_S,
+                         "Seconds without a heartbeat from another process of a multi-process run after which "
+                         "every other process stops with one line naming it (raise it for slow or busy hosts).")
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None,
-                           process_id: int | None) -> None:
+                           process_id: int | None, peer_timeout: float = DEFAULT_PEER_TIMEOUT_S) -> None:
     """Join a multi-process run before anything touches a device.
 
     With the flags, the run is exactly the one they describe. Without them,
     JAX's own cluster detection (SLURM, Open MPI, TPU pods, ...) decides;
     outside any cluster the run is a single process. CPU devices talk to other
-    processes through gloo collectives.
+    processes through gloo collectives. Every process then watches the others'
+    heartbeats (`interrupts.watch_peers`): a lost one stops the rest within
+    `peer_timeout` seconds, before JAX's own, later heartbeat check would abort them.
     """
     import jax
 
@@ -99,16 +108,22 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
     if any(given) and not all(given):
         raise EcgJaxError("multi-process runs need all of --coordinator_address, --num_processes and --process_id")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if not peer_timeout or peer_timeout <= 0:
+        raise EcgJaxError(f"--peer_timeout must be a positive number of seconds, got {peer_timeout}")
+    heartbeat = int(peer_timeout) + JAX_HEARTBEAT_EXTRA_S
     if all(given):
         if num_processes > 1:
             jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                                       process_id=process_id)
+                                       process_id=process_id, heartbeat_timeout_seconds=heartbeat)
+            watch_peers(peer_timeout)
         return
     try:
-        jax.distributed.initialize()
+        jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat)
     except ValueError as e:  # no cluster detected: one process
         if "coordinator_address should be defined" not in str(e):
             raise EcgJaxError(f"jax.distributed could not start from the cluster's environment: {e}") from None
+        return
+    watch_peers(peer_timeout)
 
 
 def configs_dir() -> str:
@@ -240,17 +255,53 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
 
         absl_logging.set_verbosity(absl_logging.WARNING)  # no INFO chatter from jax/orbax
         configure_jax()
+        install_signal_handlers()
         try:
             if distributed:
                 f = flags.FLAGS
                 pin_cpu_thread_pool(f.num_processes)
-                initialize_distributed(f.coordinator_address, f.num_processes, f.process_id)
+                initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.peer_timeout)
             main(argv)
         except EcgJaxError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            _stop(f"error: {e}", 2)
+        except (Interrupted, KeyboardInterrupt) as e:
+            e = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+            _stop(interrupted_message(e), e.exit_status)
+        except Exception as e:
+            if not is_disk_full(e):   # written where no caller names the folder: the file, at least
+                settle_with_peers(e)
+                _stop_multiprocess_with_traceback()
+                raise
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            _stop(f"error: no space left on the device{where}: {_one_line(e)}; free some space and rerun", 2)
 
     return wrapped
+
+
+def _stop_multiprocess_with_traceback() -> None:
+    """An unexpected error in a multi-process run: its traceback, then exit at once (see `_stop`)."""
+    import traceback
+
+    import jax._src.distributed as distributed
+
+    if distributed.global_state.client is None:
+        end_peer_watch("failed")
+        return
+    traceback.print_exc()
+    _stop("error: this process stopped on the error above; its peers stop too", 1)
+
+
+def _stop(line: str, status: int) -> NoReturn:
+    """Print the one line and exit. A process of a multi-process run tells its peers first and exits
+    at once: a normal exit would wait in jax.distributed's shutdown for peers that may never come."""
+    print(line, file=sys.stderr, flush=True)
+    end_peer_watch("failed")
+    import jax._src.distributed as distributed
+
+    if distributed.global_state.client is not None:
+        sys.stdout.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 def _exit_with_error(message: str) -> NoReturn:

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ecg_jax import interrupts
+from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.config_utils import load_config_json, resolve_config
 from ecg_jax.errors import CheckpointError
 from ecg_jax.metrics import METRIC_NAMES, window_metrics
@@ -155,9 +157,7 @@ def write_examples(workdir: str, prepared, members: Sequence[Member], examples: 
         if key not in out:
             out[key] = first_test.noisy(m.dataset.noise_type, m.dataset.snr_db)[0]
     out.update(examples)
-    tmp = os.path.join(workdir, "examples.tmp.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, os.path.join(workdir, "examples.npz"))
+    save_npz_atomic(os.path.join(workdir, "examples.npz"), out)
 
 
 def load_workdir_config(workdir: str, data_dir: str | None = None) -> ml_collections.ConfigDict:
@@ -207,7 +207,8 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
     rewritten; the workdir is locked against a concurrent run meanwhile.
     """
     config = load_workdir_config(workdir, data_dir)
-    with claimed(workdir, write=write):
+    again = f"python scripts/evaluate.py --workdir {workdir}" + (f" --epoch {epoch}" if epoch is not None else "")
+    with interrupts.resume_hint(f"rerun `{again}`"), claimed(workdir, write=write):
         return _evaluate_workdir(workdir, config, epoch, write and jax.process_index() == 0)
 
 
@@ -226,6 +227,7 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
         log(f"chunk {ci}: restored the checkpoint after epoch {step} ({len(chunk)} members)")
         consts = experiment.chunk_consts(prepared, chunk)
         r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)})
+        interrupts.note_progress(f"while scoring chunk {ci} of {len(chunks)} (results.jsonl not changed yet)")
         rows += r
         examples.update(e)
     if write:

@@ -56,11 +56,37 @@ class WorkdirLock:
             self._fd = None
 
 
-def check_writable(workdir: str, needed_bytes: int = 0) -> None:
+# Room kept free beyond the estimate of what a run still writes: the estimate counts parameters and
+# Adam moments only (not orbax's metadata, metrics, results, examples), and other programs share the disk.
+DISK_MARGIN_FRACTION = 0.05   # of the run's whole checkpoint estimate
+DISK_MARGIN_BYTES = 2 * 2**20
+
+
+def disk_margin(total_bytes: int) -> int:
+    return int(DISK_MARGIN_FRACTION * total_bytes) + DISK_MARGIN_BYTES
+
+
+def bytes_under(folder: str, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of the files under `folder` (0 if it does not exist), leaving out the subfolders named in `skip`."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:   # removed meanwhile
+                pass
+    return total
+
+
+def check_writable(workdir: str, needed_bytes: int = 0, written_bytes: int = 0) -> None:
     """Stop before any work when the workdir cannot take the run's files.
 
     Creates the folder if needed, writes and removes a probe file, and compares
-    the free space with `needed_bytes` (an estimate of what the run writes).
+    the free space with what the run still has to write: `needed_bytes` (an
+    estimate of everything the run keeps on disk at its peak) less
+    `written_bytes` (what of it is there already, e.g. a resumed run's
+    checkpoints), plus `disk_margin(needed_bytes)`.
     """
     try:
         os.makedirs(workdir, exist_ok=True)
@@ -74,10 +100,16 @@ def check_writable(workdir: str, needed_bytes: int = 0) -> None:
         raise WorkdirNotWritable(f"cannot write to {workdir}: {e.strerror or e}; "
                                  "choose a writable --workdir") from None
     free = shutil.disk_usage(workdir).free
-    if needed_bytes and free < needed_bytes:
-        raise WorkdirNotWritable(f"{workdir} has {free / 2**20:.0f} MiB free, the run needs about "
-                                 f"{needed_bytes / 2**20:.0f} MiB (checkpoints); free some space or "
-                                 "choose another --workdir")
+    if not needed_bytes:
+        return
+    to_write = max(0, needed_bytes - written_bytes)
+    margin = disk_margin(needed_bytes)
+    if free < to_write + margin:
+        written = f", {written_bytes / 2**20:.1f} MiB of {needed_bytes / 2**20:.1f} MiB already there" \
+            if written_bytes else ""
+        raise WorkdirNotWritable(f"{workdir} has {free / 2**20:.1f} MiB free, the run still writes about "
+                                 f"{to_write / 2**20:.1f} MiB (checkpoints{written}) plus a margin of "
+                                 f"{margin / 2**20:.1f} MiB; free some space or choose another --workdir")
 
 
 def pin_data_source(config, workdir: str | None = None):
@@ -118,7 +150,7 @@ def require_data(config, workdir: str) -> None:
 
 
 @contextlib.contextmanager
-def claimed(workdir: str, needed_bytes: int = 0, write: bool = True):
+def claimed(workdir: str, needed_bytes: int = 0, write: bool = True, written_bytes: int = 0):
     """Hold `workdir` for this run: process 0 checks it can be written and locks it.
 
     In a multi-process run every process learns the outcome (one broadcast), so
@@ -132,7 +164,7 @@ def claimed(workdir: str, needed_bytes: int = 0, write: bool = True):
     lock, error = None, None
     if write and jax.process_index() == 0:
         try:
-            check_writable(workdir, needed_bytes)
+            check_writable(workdir, needed_bytes, written_bytes)
             lock = WorkdirLock(workdir).__enter__()
         except EcgJaxError as e:
             error = e

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ecg_jax import interrupts
 from ecg_jax.errors import CheckpointError
 from ecg_jax.train import sharding
 from ecg_jax.train.engine import MemberState
@@ -127,13 +128,38 @@ def _storable(state: MemberState) -> MemberState:
 
 
 def save(mgr: ocp.CheckpointManager, epoch: int, state: MemberState, meta: dict) -> None:
-    """Save the global state as it is sharded; every process calls this, each writes its shards."""
+    """Save the global state as it is sharded; every process calls this, each writes its shards.
+
+    Writing the step and pruning the oldest one (orbax does both in `save`) is
+    not cut by SIGINT/SIGTERM: the signal is acted on once both are done, so a
+    rerun never meets a half-deleted step. A save that fails (a full disk: one
+    line naming the folder) removes its own temporary folder; the earlier steps
+    stay as they were.
+    """
     padded = int(state.diverged.shape[0])
-    mgr.save(epoch, args=ocp.args.Composite(
+    args = ocp.args.Composite(
         state=ocp.args.StandardSave(_storable(state)),
         meta=ocp.args.JsonSave({**meta, "epoch": epoch, "padded_members": padded,
-                                "checksums": state_checksums(state)})))
-    mgr.wait_until_finished()
+                                "checksums": state_checksums(state)}))
+    with interrupts.deferred(), \
+            interrupts.disk_full_as_one_line(str(mgr.directory), f"the checkpoint after epoch {epoch}"):
+        try:
+            mgr.save(epoch, args=args)
+            mgr.wait_until_finished()
+        except BaseException:
+            remove_unfinished_step(str(mgr.directory), epoch)
+            raise
+
+
+def remove_unfinished_step(directory: str, epoch: int | None = None) -> None:
+    """Delete what a failed or killed save left: orbax's `<epoch>.orbax-checkpoint-tmp*` folders (of
+    `epoch`, or of every step). Orbax never reads them; they only take space."""
+    import shutil
+
+    prefix = "" if epoch is None else f"{epoch}."
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        if name.startswith(prefix) and ".orbax-checkpoint-tmp" in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def read_meta(mgr: ocp.CheckpointManager, epoch: int | None = None) -> dict | None:

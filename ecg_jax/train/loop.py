@@ -34,6 +34,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
+from ecg_jax import interrupts
 from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
                                   save_config, write_text_atomic)
 from ecg_jax.errors import CheckpointError, ConfigError
@@ -45,7 +46,7 @@ from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, R
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
-from ecg_jax.workdir import claimed, pin_data_source, require_data
+from ecg_jax.workdir import bytes_under, claimed, pin_data_source, require_data
 
 GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -102,7 +103,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     require_data(config, workdir)
     check_workdir_config(config, workdir)
     main = is_main_process()
-    with claimed(workdir, checkpoint_bytes(config) if main else 0):
+    with interrupts.resume_hint(f"rerun `python scripts/train.py --workdir {workdir}` to resume"), \
+            claimed(workdir, checkpoint_bytes(config) if main else 0,
+                    written_bytes=written_checkpoint_bytes(workdir) if main else 0):
         return _train_and_evaluate(config, workdir, main, on_epoch_end)
 
 
@@ -111,6 +114,11 @@ def checkpoint_bytes(config) -> int:
     n_params = Experiment.from_config(config).n_params()
     members = len(members_of(config))
     return 3 * 4 * n_params * members * (int(config.train.keep_checkpoints or 1) + 1)
+
+def written_checkpoint_bytes(workdir: str) -> int:
+    """What of `checkpoint_bytes` a resumed run has on disk already (damaged steps set aside excluded)."""
+    return bytes_under(os.path.join(workdir, "checkpoints"), skip=("damaged",))
+
 
 
 def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
@@ -164,6 +172,8 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
             r, e = _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci,
                                 chunk, main, metrics_log, tensorboard, progress, on_epoch_end)
             rows += r
+            if main and ci + 1 < len(chunks):   # a later fault (full disk, Ctrl-C) keeps this chunk's results
+                replace_rows(os.path.join(workdir, "results.jsonl"), r)
             examples.update(e)
     finally:
         if progress is not None:
@@ -187,6 +197,8 @@ def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data
             f"devices) with copies of the first member; their results are discarded")
     consts = experiment.chunk_consts(prepared, chunk)
     directory = checkpoints.chunk_dir(workdir, ci)
+    if main:   # before any process of this chunk saves: nothing is writing there now
+        checkpoints.remove_unfinished_step(directory)
     fingerprint = experiment.fingerprint(chunk)
     start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
                                                       fingerprint, move_damaged=main, warn=log)
@@ -278,6 +290,9 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
             row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
             metrics_log.append(row)
             if tensorboard is not None:
+    saved = start
+    interrupts.note_progress(f"after epoch {start} of chunk {ci} (its checkpoint)" if start
+                             else f"in the first epoch of chunk {ci} (no checkpoint yet)")
                 tensorboard.log_epoch(row)
         if progress is not None:
             progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds)
@@ -286,3 +301,6 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
         if on_epoch_end is not None:
             on_epoch_end(ci, e + 1)
     return state
+            saved = e + 1
+        interrupts.note_progress(f"after epoch {e + 1} of chunk {ci}" +
+                                 (f" (checkpoint after epoch {saved})" if saved else " (no checkpoint yet)"))

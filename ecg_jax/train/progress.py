@@ -106,14 +106,27 @@ class MetricsLog:
                 continue
             keep.append(line if line.endswith("\n") else line + "\n")
         tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(keep)
-        os.replace(tmp, self.path)
+        with self._disk_full("the metrics of the epochs kept"):
+            try:
+                with open(tmp, "w") as f:
+                    f.writelines(keep)
+                os.replace(tmp, self.path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
 
     def append(self, row: dict) -> None:
-        with open(self.path, "a") as f:
+        # A line cut by a full disk is skipped when read back (`truncate_after`).
+        with self._disk_full(f"the metrics of epoch {row.get('epoch')}"), open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
+
+    def _disk_full(self, what: str):
+        from ecg_jax.interrupts import disk_full_as_one_line
+
+        return disk_full_as_one_line(os.path.dirname(os.path.abspath(self.path)),
+                                     f"{what} ({os.path.basename(self.path)})")
 
 
 def epoch_row(chunk: int, epoch: int, member_indices: Sequence[int], losses: np.ndarray,
