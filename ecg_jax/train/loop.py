@@ -34,15 +34,14 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
+from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
+                                  load_config_json, resolve_config, save_config, write_text_atomic)
 from ecg_jax import interrupts
-from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
-                                  save_config, write_text_atomic)
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
-from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
-                                      chunks_of, read_layout)
+from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
@@ -115,10 +114,10 @@ def checkpoint_bytes(config) -> int:
     members = len(members_of(config))
     return 3 * 4 * n_params * members * (int(config.train.keep_checkpoints or 1) + 1)
 
+
 def written_checkpoint_bytes(workdir: str) -> int:
     """What of `checkpoint_bytes` a resumed run has on disk already (damaged steps set aside excluded)."""
     return bytes_under(os.path.join(workdir, "checkpoints"), skip=("damaged",))
-
 
 
 def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
@@ -172,9 +171,9 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
             r, e = _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci,
                                 chunk, main, metrics_log, tensorboard, progress, on_epoch_end)
             rows += r
+            examples.update(e)
             if main and ci + 1 < len(chunks):   # a later fault (full disk, Ctrl-C) keeps this chunk's results
                 replace_rows(os.path.join(workdir, "results.jsonl"), r)
-            examples.update(e)
     finally:
         if progress is not None:
             progress.close()
@@ -197,9 +196,9 @@ def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data
             f"devices) with copies of the first member; their results are discarded")
     consts = experiment.chunk_consts(prepared, chunk)
     directory = checkpoints.chunk_dir(workdir, ci)
+    fingerprint = experiment.fingerprint(chunk)
     if main:   # before any process of this chunk saves: nothing is writing there now
         checkpoints.remove_unfinished_step(directory)
-    fingerprint = experiment.fingerprint(chunk)
     start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
                                                       fingerprint, move_damaged=main, warn=log)
     mgr = checkpoints.manager(directory, keep=config.train.keep_checkpoints)
@@ -248,19 +247,38 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
         return min(n, CPU_MEMBERS_PER_DEVICE * d), {"planned_by": "cpu: one member per device",
                                                     "members_per_device": CPU_MEMBERS_PER_DEVICE,
                                                     "device_memory_bytes": limit}
-    per_device = -(-n // d)
     data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
-    while True:
-        m = per_device * d
+
+    def measure(m: int) -> dict:
         consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
-        analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
+        return probe.memory_analysis(experiment.abstract_state(m), consts, data)
+
+    return plan_members_per_program(n, d, limit, measure)
+
+
+def plan_members_per_program(n: int, d: int, limit: int, measure: Callable[[int], dict]) -> tuple[int, dict]:
+    """The accelerator plan: the most members per program (a multiple of `d` devices) that fit.
+
+    `measure(m)` is the per-device memory analysis of the program for `m`
+    members (`compiled_memory`'s dict). Starts from all `n` members at once and
+    shrinks, in proportion to the overshoot, until the peak is within
+    `MEMORY_FRACTION` of `limit` bytes; one member per device that does not fit
+    is a ConfigError, before anything is trained. An analysis without a peak
+    (a backend that gives none) keeps the candidate.
+    """
+    budget = MEMORY_FRACTION * limit
+    per_device = -(-n // d)
+    while True:
+        analysis = measure(per_device * d)
         peak = analysis["peak_bytes"]
-        if peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
+        if peak is None or peak <= budget:
             break
-        per_device = max(1, min(per_device - 1, int(per_device * MEMORY_FRACTION * limit / peak)))
-    if peak is not None and peak > MEMORY_FRACTION * limit:
-        log(f"WARNING: one member per device needs {peak / 2**30:.1f} GiB of {limit / 2**30:.1f} GiB; "
-            "training may run out of memory")
+        if per_device == 1:
+            raise ConfigError(
+                f"one member per device needs {peak / 2**30:.2f} GiB, more than {MEMORY_FRACTION:.0%} of the "
+                f"device's {limit / 2**30:.2f} GiB: use a smaller train.batch_size or data.window, or set "
+                "train.max_members_per_program to skip this check")
+        per_device = max(1, min(per_device - 1, int(per_device * budget / peak)))
     return min(n, per_device * d), {"planned_by": "memory_analysis",
                                     "members_per_device": per_device, "device_memory_bytes": limit,
                                     "memory_fraction": MEMORY_FRACTION, **analysis}
@@ -272,6 +290,9 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
     t, s = experiment.config.train, experiment.settings
     schedule = make_schedule(s)
     was_diverged = sharding.to_host(state.diverged)[:n]   # diverged before a resumed checkpoint: said then
+    saved = start
+    interrupts.note_progress(f"after epoch {start} of chunk {ci} (its checkpoint)" if start
+                             else f"in the first epoch of chunk {ci} (no checkpoint yet)")
     for e in range(start, t.epochs):
         tic = time.perf_counter()
         state, losses = program.epoch(state, consts, train_data)
@@ -290,17 +311,14 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
             row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
             metrics_log.append(row)
             if tensorboard is not None:
-    saved = start
-    interrupts.note_progress(f"after epoch {start} of chunk {ci} (its checkpoint)" if start
-                             else f"in the first epoch of chunk {ci} (no checkpoint yet)")
                 tensorboard.log_epoch(row)
         if progress is not None:
             progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds)
         if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:
             checkpoints.save(mgr, e + 1, state, fingerprint)
-        if on_epoch_end is not None:
-            on_epoch_end(ci, e + 1)
-    return state
             saved = e + 1
         interrupts.note_progress(f"after epoch {e + 1} of chunk {ci}" +
                                  (f" (checkpoint after epoch {saved})" if saved else " (no checkpoint yet)"))
+        if on_epoch_end is not None:
+            on_epoch_end(ci, e + 1)
+    return state
