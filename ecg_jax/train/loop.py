@@ -34,14 +34,15 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
-                                  load_config_json, resolve_config, save_config, write_text_atomic)
+from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
+                                  save_config, write_text_atomic)
 from ecg_jax import interrupts
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
-from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
+from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
+                                      chunks_of, read_layout)
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
@@ -247,38 +248,19 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
         return min(n, CPU_MEMBERS_PER_DEVICE * d), {"planned_by": "cpu: one member per device",
                                                     "members_per_device": CPU_MEMBERS_PER_DEVICE,
                                                     "device_memory_bytes": limit}
-    data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
-
-    def measure(m: int) -> dict:
-        consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
-        return probe.memory_analysis(experiment.abstract_state(m), consts, data)
-
-    return plan_members_per_program(n, d, limit, measure)
-
-
-def plan_members_per_program(n: int, d: int, limit: int, measure: Callable[[int], dict]) -> tuple[int, dict]:
-    """The accelerator plan: the most members per program (a multiple of `d` devices) that fit.
-
-    `measure(m)` is the per-device memory analysis of the program for `m`
-    members (`compiled_memory`'s dict). Starts from all `n` members at once and
-    shrinks, in proportion to the overshoot, until the peak is within
-    `MEMORY_FRACTION` of `limit` bytes; one member per device that does not fit
-    is a ConfigError, before anything is trained. An analysis without a peak
-    (a backend that gives none) keeps the candidate.
-    """
-    budget = MEMORY_FRACTION * limit
     per_device = -(-n // d)
+    data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
     while True:
-        analysis = measure(per_device * d)
+        m = per_device * d
+        consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
+        analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
         peak = analysis["peak_bytes"]
-        if peak is None or peak <= budget:
+        if peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
             break
-        if per_device == 1:
-            raise ConfigError(
-                f"one member per device needs {peak / 2**30:.2f} GiB, more than {MEMORY_FRACTION:.0%} of the "
-                f"device's {limit / 2**30:.2f} GiB: use a smaller train.batch_size or data.window, or set "
-                "train.max_members_per_program to skip this check")
-        per_device = max(1, min(per_device - 1, int(per_device * budget / peak)))
+        per_device = max(1, min(per_device - 1, int(per_device * MEMORY_FRACTION * limit / peak)))
+    if peak is not None and peak > MEMORY_FRACTION * limit:
+        log(f"WARNING: one member per device needs {peak / 2**30:.1f} GiB of {limit / 2**30:.1f} GiB; "
+            "training may run out of memory")
     return min(n, per_device * d), {"planned_by": "memory_analysis",
                                     "members_per_device": per_device, "device_memory_bytes": limit,
                                     "memory_fraction": MEMORY_FRACTION, **analysis}
