@@ -223,11 +223,11 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
     rows, examples = [], {}
     chunks = workdir_chunks(workdir, experiment)
     for ci, chunk in enumerate(chunks):
+        interrupts.note_progress(f"while scoring chunk {ci} of {len(chunks)} (results.jsonl not changed yet)")
         step, state = restore_chunk(experiment, workdir, ci, chunk, epoch)
         log(f"chunk {ci}: restored the checkpoint after epoch {step} ({len(chunk)} members)")
         consts = experiment.chunk_consts(prepared, chunk)
         r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)})
-        interrupts.note_progress(f"while scoring chunk {ci} of {len(chunks)} (results.jsonl not changed yet)")
         rows += r
         examples.update(e)
     if write:
