@@ -9,6 +9,12 @@ F  --plot: checked up front (existing, folder), written atomically
 G  out.HEA is checked and written as out.hea
 H  a first CSV row of NA tokens is data, not a header
 I  --fs abc: one line, exit 2; --fs contradicting a .hea/.edf rate: refused
+Issue 20:
+J  an amplitude that cannot be mV of ECG (µV or V read as mV) is refused with a hint; --units for .csv/.npy
+K  weights checked against the network the file names (missing, unexpected, wrong shape or dtype); random
+   bytes get no pickle hint
+L  the output may not be the input: same file after resolving, or the same WFDB record, even with --overwrite
+M  a full disk while writing the output: one line, nothing left
 """
 
 from __future__ import annotations
@@ -406,3 +412,169 @@ def test_cli_fs_contradicting_a_wfdb_rate_is_one_line(tmp_path):
     one_line_exit_2(run_script("denoise.py", "rec.hea", "--fs", "500", "--output", "o.npy", cwd=tmp_path),
                     "360 Hz")
     assert files_in(tmp_path) == before
+
+
+# --------------------------------------------------------------- J: implausible amplitudes, --units
+
+def ecg_like(seconds=10.0, fs=360):
+    """Spiky 1-mV "beats" once a second on a small baseline: a peak-to-peak of about 1.2 mV."""
+    t = np.arange(int(seconds * fs)) / fs
+    beats = np.exp(-((t % 1.0) - 0.5) ** 2 / (2 * 0.01 ** 2))
+    return np.stack([beats + 0.1 * np.sin(2 * np.pi * 0.3 * t), 0.8 * beats - 0.1], 1)
+
+
+@pytest.mark.parametrize("scale,units,hint", [(1000.0, None, "--units uV"), (0.001, None, "--units V"),
+                                              (1.0, "uV", "--units mV"), (1.0, "V", "--units mV")])
+def test_amplitudes_that_cannot_be_millivolts_are_refused_with_a_hint(tmp_path, scale_network, scale, units, hint):
+    np.save(tmp_path / "x.npy", (ecg_like() * scale).astype(np.float32))
+    weights = save_scale_weights(tmp_path / "w.npz", [1.0], np.zeros((1, 2)), np.ones((1, 2)))
+    with pytest.raises(DenoiseInputError, match=r"peak-to-peak amplitude of .*the rule: 0.01 to 20 mV") as e:
+        denoise_file(str(tmp_path / "x.npy"), str(tmp_path / "o.npy"), fs=360, weights=weights, units=units,
+                     progress=False)
+    assert hint in str(e.value)
+    assert files_in(tmp_path) == {"x.npy", "w.npz"}
+
+
+@pytest.mark.parametrize("units,scale", [("uV", 1000.0), ("mV", 1.0), ("V", 0.001), ("µV", 1000.0)])
+def test_units_of_an_array_input_are_read_and_written_back(tmp_path, scale_network, units, scale):
+    x = ecg_like()
+    np.savetxt(tmp_path / "x.csv", x * scale, delimiter=",")
+    weights = save_scale_weights(tmp_path / "w.npz", [2.0], np.zeros((1, 2)), np.ones((1, 2)))
+    denoise_file(str(tmp_path / "x.csv"), str(tmp_path / "o.csv"), fs=360, weights=weights, units=units,
+                 progress=False)
+    out = np.loadtxt(tmp_path / "o.csv", delimiter=",")
+    # The network doubles its mV input; the file holds the result in the input's units.
+    np.testing.assert_allclose(out, 2 * x * scale, rtol=1e-5, atol=2e-6)
+
+
+def test_wfdb_units_come_from_the_file_and_units_is_refused_for_it(tmp_path, scale_network):
+    import wfdb
+
+    x = ecg_like()
+    wfdb.wrsamp("uv", fs=360, units=["uV", "uV"], sig_name=["I", "II"], p_signal=x * 1000, fmt=["16", "16"],
+                adc_gain=[1.0, 1.0], baseline=[0, 0], write_dir=str(tmp_path))
+    wfdb.wrsamp("wrong", fs=360, units=["mV", "mV"], sig_name=["I", "II"], p_signal=x * 1000, fmt=["16", "16"],
+                adc_gain=[1.0, 1.0], baseline=[0, 0], write_dir=str(tmp_path))
+    weights = save_scale_weights(tmp_path / "w.npz", [1.0], np.zeros((1, 2)), np.ones((1, 2)))
+    denoise_file(str(tmp_path / "uv.hea"), str(tmp_path / "o.npy"), weights=weights, progress=False)   # µV: fine
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), x, atol=2e-3)
+    with pytest.raises(DenoiseInputError, match=r"lead 0 \(I\).*the file says its units are mV"):
+        denoise_file(str(tmp_path / "wrong.hea"), str(tmp_path / "o2.npy"), weights=weights, progress=False)
+    with pytest.raises(DenoiseInputError, match="states its own units; drop --units"):
+        open_recording(str(tmp_path / "uv.hea"), units="uV")
+    with pytest.raises(DenoiseInputError, match="--units must be one of uV, mV, V"):
+        open_recording(str(tmp_path / "uv.hea"), units="mv2")
+
+
+def test_cli_microvolts_as_millivolts_is_one_line_exit_2(tmp_path):
+    np.savetxt(tmp_path / "x.csv", ecg_like() * 1000, delimiter=",")
+    line = one_line_exit_2(run_script("denoise.py", "x.csv", "--fs", "360", "--output", "o.csv", cwd=tmp_path),
+                           "x.csv", "lead 0", "if the values are in uV, pass --units uV")
+    assert files_in(tmp_path) == {"x.csv"}, line
+    ok = run_script("denoise.py", "x.csv", "--fs", "360", "--units", "uV", "--output", "o.csv", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    out = np.loadtxt(tmp_path / "o.csv", delimiter=",")
+    assert 500 < np.percentile(out[:, 0], 99) - np.percentile(out[:, 0], 1) < 2000   # written back in µV
+
+
+# --------------------------------------------------------------- K: weights against their network
+
+def test_weights_are_checked_against_the_network_they_name(tmp_path, scale_network):
+    good = {"params": {"scale": np.ones(1, np.float32)}}
+    meta = {"network": "scale", "options": {}}
+    mean, std = np.zeros((1, 2)), np.ones((1, 2))
+    save_weights(str(tmp_path / "ok.npz"), good, mean, std, meta)
+    load_weights(str(tmp_path / "ok.npz"))
+    cases = {
+        "extra.npz": ({"params": {"scale": np.ones(1, np.float32), "bias": np.ones(1, np.float32)}},
+                      "unexpected params/bias"),
+        "shape.npz": ({"params": {"scale": np.ones((1, 3), np.float32)}},
+                      r"params/scale is float32 \[3\] per member, the network needs float32 \[\] per member"),
+        "dtype.npz": ({"params": {"scale": np.ones(1, np.float64)}},
+                      r"params/scale is float64 \[\] per member, the network needs float32"),
+    }
+    for name, (variables, message) in cases.items():
+        save_weights(str(tmp_path / name), variables, mean, std, meta)
+        with pytest.raises(WeightsError, match=rf"{name} does not fit the network it names \(scale\): {message}"):
+            load_weights(str(tmp_path / name))
+
+
+def test_weights_of_a_real_network_with_an_array_missing(tmp_path):
+    model, variables, mean, std, meta = load_weights(os.path.join(REPO, "weights", "dancer.npz"))
+    from flax import traverse_util
+
+    flat = traverse_util.flatten_dict(variables["params"], sep="/")
+    dropped = sorted(flat)[0]
+    del flat[dropped]
+    variables = {**variables, "params": traverse_util.unflatten_dict(flat, sep="/")}
+    save_weights(str(tmp_path / "w.npz"), variables, mean, std, {k: v for k, v in meta.items()
+                                                                    if k not in ("format", "format_version")})
+    with pytest.raises(WeightsError, match=rf"does not fit the network it names \(dancer\): missing params/{dropped}"):
+        load_weights(str(tmp_path / "w.npz"))
+
+
+@pytest.mark.parametrize("make", ["missing", "random"])
+def test_cli_damaged_weights_are_one_line_without_a_pickle_hint(tmp_path, make):
+    write_csv(tmp_path / "a.csv")
+    if make == "random":
+        (tmp_path / "w.npz").write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        with np.load(os.path.join(REPO, "weights", "dancer.npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+        del arrays[sorted(k for k in arrays if k.startswith("params/"))[-1]]
+        np.savez(tmp_path / "w.npz", **arrays)
+    before = files_in(tmp_path)
+    line = one_line_exit_2(run_script("denoise.py", "a.csv", "--fs", "360", "--output", "o.csv", "--weights",
+                                      "w.npz", cwd=tmp_path), "w.npz")
+    assert "pickle" not in line
+    assert ("missing params/" in line) if make == "missing" else ("not an .npz (zip) archive" in line)
+    assert files_in(tmp_path) == before
+
+
+# --------------------------------------------------------------- L: the output may not be the input
+
+def test_cli_output_equal_to_the_input_is_refused_even_with_overwrite(tmp_path):
+    write_csv(tmp_path / "a.csv")
+    write_wfdb(tmp_path, "rec")
+    before = {p: (tmp_path / p).read_bytes() for p in files_in(tmp_path)}
+    for args in (["a.csv", "--fs", "360", "--output", "a.csv"],
+                 ["a.csv", "--fs", "360", "--output", "./sub/../a.csv"],
+                 ["rec.hea", "--output", "rec.hea"],
+                 ["rec.hea", "--output", "rec.HEA"]):
+        one_line_exit_2(run_script("denoise.py", *args, "--overwrite", cwd=tmp_path), "would replace the input",
+                        "--overwrite does not allow this")
+    assert {p: (tmp_path / p).read_bytes() for p in files_in(tmp_path)} == before
+
+
+def test_output_that_is_the_input_through_a_link_is_refused(tmp_path, scale_network):
+    write_csv(tmp_path / "a.csv")
+    os.symlink(tmp_path / "a.csv", tmp_path / "link.csv")
+    os.link(tmp_path / "a.csv", tmp_path / "hard.csv")
+    weights = save_scale_weights(tmp_path / "w.npz", [1.0], np.zeros((1, 2)), np.ones((1, 2)))
+    for output in ("link.csv", "hard.csv"):
+        with pytest.raises(DenoiseInputError, match="would replace the input"):
+            denoise_file(str(tmp_path / "a.csv"), str(tmp_path / output), fs=360, weights=weights, overwrite=True,
+                         progress=False)
+
+
+# --------------------------------------------------------------- M: a full disk while writing the output
+
+def test_a_full_disk_while_writing_the_output_is_one_line_and_leaves_nothing(tmp_path, scale_network,
+                                                                             monkeypatch):
+    import errno
+
+    from ecg_jax.denoise import signals
+    from ecg_jax.interrupts import DiskFullError
+
+    write_csv(tmp_path / "a.csv", seconds=30)
+    weights = save_scale_weights(tmp_path / "w.npz", [1.0], np.zeros((1, 2)), np.ones((1, 2)))
+    before = files_in(tmp_path)
+
+    def full(self, block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for writer, output in ((signals.CsvWriter, "o.csv"), (signals.NpyWriter, "o.npy"), (signals.WfdbWriter, "o.hea")):
+        monkeypatch.setattr(writer, "write", full)
+        with pytest.raises(DiskFullError, match=rf"^no space left in {tmp_path} while writing {output} \(.* free\)"):
+            denoise_file(str(tmp_path / "a.csv"), str(tmp_path / output), fs=360, weights=weights, progress=False)
+        assert files_in(tmp_path) == before

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from typing import Callable
 
 import jax
@@ -37,7 +38,7 @@ import numpy as np
 
 from ecg_jax.denoise.overlap import crossfade_weights, cut_windows, overlap_add, windows_covering
 from ecg_jax.denoise.resampling import MODEL_FS, Ratio, resample_span
-from ecg_jax.denoise.signals import Recording, Writer, array_recording
+from ecg_jax.denoise.signals import NEEDS_FS, Recording, Writer, array_recording, extension, to_mv_factor
 from ecg_jax.denoise.weights import SHIPPED_WEIGHTS
 from ecg_jax.errors import DenoiseInputError, EcgJaxError
 
@@ -166,6 +167,53 @@ def scan_recording(recording: Recording) -> NanGaps:
         right = np.where(np.isnan(after), before, after)
         gaps.starts.append(s), gaps.stops.append(e), gaps.left.append(left), gaps.right.append(right)
     return gaps
+
+
+# What millivolts of ECG can look like: the robust peak-to-peak amplitude of a lead (its 99th minus
+# its 1st percentile) lies between these. A QRS complex is about 0.5-3 mV, so microvolts read as
+# millivolts land above the upper bound and volts below the lower one.
+PLAUSIBLE_MV = (0.01, 20.0)
+AMPLITUDE_SAMPLES = 1 << 20   # at most this many samples per lead are looked at (evenly spread blocks)
+
+
+def robust_peak_to_peak(recording: Recording) -> np.ndarray:
+    """Per lead: the 99th minus the 1st percentile (mV) of its valid samples (NaN for an all-NaN lead)."""
+    n = recording.n_samples
+    if n <= AMPLITUDE_SAMPLES:
+        x = recording.read(0, n)
+    else:
+        block = AMPLITUDE_SAMPLES // 64
+        starts = np.linspace(0, n - block, 64).astype(np.int64)
+        x = np.concatenate([recording.read(int(a), int(a) + block) for a in starts])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN lead: NaN, reported elsewhere
+        lo, hi = np.nanpercentile(x, [1, 99], axis=0)
+    return hi - lo
+
+
+def check_amplitude(recording: Recording) -> None:
+    """Refuse a recording whose amplitude cannot be millivolts of ECG (`PLAUSIBLE_MV`), with a hint.
+
+    Flat and all-NaN leads are left to `scan_recording`, which names them."""
+    low, high = PLAUSIBLE_MV
+    names = recording.lead_names or [str(i) for i in range(recording.n_leads)]
+    for lead, p2p in enumerate(robust_peak_to_peak(recording)):
+        if not np.isfinite(p2p) or p2p == 0 or low <= p2p <= high:
+            continue
+        label = f"lead {lead} ({names[lead]})" if recording.lead_names else f"lead {lead}"
+        given = recording.array_units or (recording.units[lead] if recording.units else "mV")
+        rule = (f"{label} has a peak-to-peak amplitude of {p2p:.4g} {'mV' if given == 'mV' else f'mV (read as {given})'}"
+                f" (99th - 1st percentile), which ECG in millivolts never has (the rule: {low:g} to {high:g} mV)")
+        if extension(recording.path) in NEEDS_FS:
+            for units, factor in (("uV", 1e-3), ("mV", 1.0), ("V", 1e3)):
+                if units != given and low <= p2p * factor / to_mv_factor(given) <= high:
+                    hint = f"if the values are in {units}, pass --units {units}"
+                    break
+            else:
+                hint = "check what the values are (--units uV|mV|V)"
+        else:
+            hint = f"the file says its units are {given}; check its header (units, gain)"
+        raise DenoiseInputError(f"{recording.path}: {rule}; {hint}")
 
 
 def reflected_reader(recording: Recording, gaps: NanGaps) -> Callable[[int, int], np.ndarray]:

@@ -8,8 +8,10 @@ import time
 import numpy as np
 
 from ecg_jax.atomic import temp_beside
-from ecg_jax.denoise.core import load_denoiser
+from ecg_jax.denoise.core import check_amplitude, load_denoiser
 from ecg_jax.denoise.signals import Recording, check_output_path, one_line, open_recording, open_writer
+from ecg_jax.denoise.signals import output_path as output_path_of
+from ecg_jax.interrupts import disk_full_as_one_line
 from ecg_jax.errors import DenoiseInputError
 
 PLOT_SECONDS = 10.0
@@ -17,7 +19,8 @@ PLOT_SECONDS = 10.0
 
 def denoise_file(input_path: str, output_path: str, fs: float | None = None, weights: str | None = None,
                  workdir: str | None = None, member: str | int = "all", plot: str | None = None,
-                 overwrite: bool = False, progress: bool = True, dataset: str | None = None) -> dict:
+                 overwrite: bool = False, progress: bool = True, dataset: str | None = None,
+                 units: str | None = None) -> dict:
     """Denoise `input_path` into `output_path` (formats by extension; see `signals.py`).
 
     Returns a summary: samples, leads, fs, seconds of signal, wall time.
@@ -25,19 +28,24 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     output and the plot paths (an existing file is refused unless `overwrite`; the
     plot's folder must exist), the input, the weights. The plot is rendered to a
     temporary file before the output is committed and renamed after it, so a
-    failure leaves neither half-written.
+    failure (a full disk, Ctrl-C) leaves neither half-written. The output may
+    not be the input (`check_not_input`), and the input's amplitude must be
+    plausible for ECG in mV (`core.check_amplitude`; `units` for .csv/.npy).
     """
+    check_not_input(input_path, output_path)
     output_path = check_output_path(output_path, overwrite)
     if plot is not None:
-        check_plot_path(plot, overwrite)
-    recording = open_recording(input_path, fs)
+        check_plot_path(plot, overwrite)   # a .png: never an input
+    recording = open_recording(input_path, fs, units)
+    check_amplitude(recording)
     denoiser = load_denoiser(weights, workdir=workdir, member=member, dataset=dataset)
     tic = time.perf_counter()
     shown = max(1, min(recording.n_samples, int(PLOT_SECONDS * recording.fs)))
     first: list[np.ndarray] = []
     plot_tmp = None
     try:
-        with open_writer(output_path, recording, recording.n_samples) as writer:
+        with disk_full_as_one_line(os.path.dirname(os.path.abspath(output_path)), os.path.basename(output_path)), \
+                open_writer(output_path, recording, recording.n_samples) as writer:
             for block in denoiser.blocks(recording, progress=progress):
                 writer.write(block)
                 if sum(len(b) for b in first) < shown:
@@ -57,6 +65,23 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     return {"input": input_path, "output": output_path, "samples": recording.n_samples, "leads": recording.n_leads,
             "fs": recording.fs, "seconds": recording.n_samples / recording.fs,
             "wall_s": time.perf_counter() - tic}
+
+
+def check_not_input(input_path: str, output_path: str) -> None:
+    """Refuse an output that is the input: the same file after resolving links and `..`, or the same
+    WFDB record (x.hea in, x.hea out, which would rewrite x.dat too). --overwrite does not change this."""
+    def files_of(path: str) -> list[str]:
+        path = output_path_of(path)
+        stem, ext = os.path.splitext(os.path.realpath(path))
+        return [stem + ".hea", stem + ".dat"] if ext.lower() == ".hea" else [os.path.realpath(path)]
+
+    inputs, outputs = files_of(input_path), files_of(output_path)
+    same = set(inputs) & set(outputs)
+    if not same:
+        same = {o for o in outputs for i in inputs if os.path.exists(o) and os.path.exists(i) and os.path.samefile(o, i)}
+    if same:
+        raise DenoiseInputError(f"{output_path} would replace the input {input_path} ({sorted(same)[0]}); write the "
+                                "denoised copy to another file (--overwrite does not allow this)")
 
 
 def check_plot_path(path: str, overwrite: bool = False) -> None:

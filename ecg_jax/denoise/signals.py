@@ -59,6 +59,7 @@ class Recording:
     units: list[str] | None = None           # units of the file (mV when it has none)
     wfdb_gain: list[float] | None = None      # ADC gain and baseline of a WFDB input
     wfdb_baseline: list[int] | None = None
+    array_units: str | None = None            # --units of a .csv/.npy input: its outputs are written in them
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) in mV; any failure of the underlying reader is a one-line DenoiseInputError."""
@@ -95,10 +96,21 @@ def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> R
     return Recording(path, fs, x.shape[0], x.shape[1], lambda a, b: x[a:b])
 
 
-def open_recording(path: str, fs: float | None = None) -> Recording:
+ARRAY_UNITS = ("uV", "mV", "V")   # --units of a .csv/.npy input
+
+
+def open_recording(path: str, fs: float | None = None, units: str | None = None) -> Recording:
     """Open a recording by extension; `fs` is required for .csv and .npy. For .hea and .edf
-    the file states the rate: an `fs` that differs from it is refused (an equal one is fine)."""
+    the file states the rate: an `fs` that differs from it is refused (an equal one is fine).
+    `units` ("uV", "mV" or "V"; default mV) are the values' units of a .csv/.npy file; a .hea or
+    .edf file states its own, so `units` is refused there."""
     ext = extension(path)
+    if units is not None:
+        if units.lower().replace("µ", "u").replace("μ", "u") not in [u.lower() for u in ARRAY_UNITS]:
+            raise DenoiseInputError(f"--units must be one of {', '.join(ARRAY_UNITS)}, got {units!r}")
+        if ext not in NEEDS_FS:
+            raise DenoiseInputError(f"{path}: a {ext} file states its own units; drop --units "
+                                    f"(it is for .csv and .npy files)")
     if ext not in INPUT_EXTENSIONS:
         raise DenoiseInputError(f"{path}: unknown input extension {ext or '(none)'!r}; "
                                 f"valid: {', '.join(INPUT_EXTENSIONS)}")
@@ -109,10 +121,9 @@ def open_recording(path: str, fs: float | None = None) -> Recording:
     if fs is not None and not (np.isfinite(fs) and fs > 0):
         raise DenoiseInputError(f"sampling rate must be a positive number, got {fs}")
     try:
-        if ext == ".csv":
-            return _read_csv(path, fs)
-        if ext == ".npy":
-            return _read_npy(path, fs)
+        if ext in NEEDS_FS:
+            recording = _read_csv(path, fs) if ext == ".csv" else _read_npy(path, fs)
+            return recording if units is None else in_units(recording, units)
         recording = _read_wfdb(path) if ext == ".hea" else _read_edf(path)
     except DenoiseInputError:
         raise
@@ -122,6 +133,14 @@ def open_recording(path: str, fs: float | None = None) -> Recording:
         raise DenoiseInputError(f"{path}: --fs {fs:g} differs from the file's own sampling rate, "
                                 f"{recording.fs:g} Hz; drop --fs (a {ext} file states its rate)")
     return recording
+
+
+def in_units(recording: Recording, units: str) -> Recording:
+    """An array recording whose values are in `units`: read in mV, written back in `units`."""
+    factor = to_mv_factor(units)
+    read = recording.read_mv
+    return dataclasses.replace(recording, read_mv=lambda a, b: np.asarray(read(a, b), np.float64) * factor,
+                               units=[units] * recording.n_leads, array_units=units)
 
 
 def _na_strings() -> frozenset[str]:
@@ -264,17 +283,20 @@ class Writer:
         """Flush and close before the rename."""
 
     def commit(self) -> None:
+        from ecg_jax.interrupts import deferred
+
         self.finish()
         done = []
-        try:
-            for tmp, final in self._moves:
-                os.replace(tmp, final)
-                done.append(final)
-        except BaseException:
-            for final in done:   # half a WFDB record (.dat without .hea) is no output
-                if os.path.exists(final):
-                    os.remove(final)
-            raise
+        with deferred():   # Ctrl-C between the renames of a WFDB record's two files waits for both
+            try:
+                for tmp, final in self._moves:
+                    os.replace(tmp, final)
+                    done.append(final)
+            except BaseException:
+                for final in done:   # half a WFDB record (.dat without .hea) is no output
+                    if os.path.exists(final):
+                        os.remove(final)
+                raise
 
     def discard(self) -> None:
         for tmp, _ in self._moves:
@@ -296,13 +318,14 @@ class Writer:
 
 
 class NpyWriter(Writer):
-    def __init__(self, path: str, n_samples: int, n_leads: int):
+    def __init__(self, path: str, n_samples: int, n_leads: int, units: str | None = None):
         super().__init__(path, [path])
         self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=(n_samples, n_leads))
         self._at = 0
+        self._per_mv = 1.0 / to_mv_factor(units)
 
     def write(self, block_mv: np.ndarray) -> None:
-        self._array[self._at:self._at + len(block_mv)] = block_mv
+        self._array[self._at:self._at + len(block_mv)] = np.asarray(block_mv) * self._per_mv
         self._at += len(block_mv)
 
     def finish(self) -> None:
@@ -311,14 +334,15 @@ class NpyWriter(Writer):
 
 
 class CsvWriter(Writer):
-    def __init__(self, path: str, lead_names: list[str] | None):
+    def __init__(self, path: str, lead_names: list[str] | None, units: str | None = None):
         super().__init__(path, [path])
         self._file = open(self.tmp, "w")
         if lead_names:
             self._file.write(",".join(lead_names) + "\n")
+        self._per_mv = 1.0 / to_mv_factor(units)
 
     def write(self, block_mv: np.ndarray) -> None:
-        np.savetxt(self._file, np.asarray(block_mv), fmt="%.6f", delimiter=",")
+        np.savetxt(self._file, np.asarray(block_mv) * self._per_mv, fmt="%.6f", delimiter=",")
 
     def finish(self) -> None:
         self._file.close()
@@ -420,9 +444,9 @@ def open_writer(path: str, recording: Recording, n_samples: int) -> Writer:
     path = output_path(path)
     ext = extension(path)
     if ext == ".npy":
-        return NpyWriter(path, n_samples, recording.n_leads)
+        return NpyWriter(path, n_samples, recording.n_leads, recording.array_units)
     if ext == ".csv":
-        return CsvWriter(path, recording.lead_names)
+        return CsvWriter(path, recording.lead_names, recording.array_units)
     if ext == ".hea":
         return WfdbWriter(path, recording, n_samples)
     raise DenoiseInputError(f"{path}: unknown output extension {ext!r}; valid: {', '.join(OUTPUT_EXTENSIONS)}")

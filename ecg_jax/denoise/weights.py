@@ -112,7 +112,44 @@ def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, di
         raise WeightsError(f"{path} is inconsistent: norm_mean {mean.shape}, norm_std {std.shape}, "
                            f"member axes of the variables {sorted(map(str, sizes))}")
     model = create_model(meta["network"], **meta.get("options", {}))
+    check_fits(model, variables, path, meta["network"])
     return model, variables, mean, std, meta
+
+
+def check_fits(model: nn.Module, variables_stacked: Mapping[str, Any], path: str, network: str) -> None:
+    """Every array of the file against the network it names (name, shape without the member axis,
+    dtype), before any of them is used: one line naming what is missing, extra or wrong."""
+    import jax.numpy as jnp
+
+    dummy = jnp.zeros((1, 256, 2), jnp.float32)   # the denoiser's window (core.WINDOW x core.CHANNELS)
+    abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), dummy, train=False))
+    expected = {f"{c}/{k}": (tuple(v.shape), np.dtype(v.dtype)) for c in COLLECTIONS if c in abstract
+                for k, v in traverse_util.flatten_dict(dict(abstract[c]), sep="/").items()}
+    have = {f"{c}/{k}": (tuple(np.shape(v)[1:]), np.asarray(v).dtype) for c in COLLECTIONS if c in variables_stacked
+            for k, v in traverse_util.flatten_dict(dict(variables_stacked[c]), sep="/").items()}
+    problems = []
+    missing = sorted(set(expected) - set(have))
+    extra = sorted(set(have) - set(expected))
+    if missing:
+        problems.append(f"missing {_some(missing)}")
+    if extra:
+        problems.append(f"unexpected {_some(extra)}")
+    wrong = [f"{k} is {_describe(have[k])}, the network needs {_describe(expected[k])}"
+             for k in sorted(set(have) & set(expected)) if have[k] != expected[k]]
+    if wrong:
+        problems.append(_some(wrong))
+    if problems:
+        raise WeightsError(f"{path} does not fit the network it names ({network}): " + "; ".join(problems)
+                           + "; export the weights again (scripts/export.py) or use the file written with them")
+
+
+def _some(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _describe(shape_dtype) -> str:
+    shape, dtype = shape_dtype
+    return f"{dtype} {list(shape)} per member"
 
 
 def _one_line(e: BaseException) -> str:
@@ -127,6 +164,15 @@ def _open(path: str):
         raise WeightsError(f"{path} is a folder, not a weights file")
     if not path.lower().endswith(".npz"):
         raise WeightsError(f"{path} is not a weights file: it must be a .npz written by scripts/export.py")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    # np.load guesses by content: anything neither a zip nor a .npy it calls pickled data (and
+    # suggests allow_pickle, never right here).
+    if magic == b"\x93NUMPY":
+        raise WeightsError(f"{path} is not a weights file: it holds one array, not an .npz archive")
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise WeightsError(f"{path} is not a weights file: it is not an .npz (zip) archive; it may be damaged "
+                           "or another kind of file")
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - whatever numpy raises for a file that is not an npz
