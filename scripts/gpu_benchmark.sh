@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared accelerator check (H100/H200): training throughput of U-Net
-# and DANCER in every mode (scripts/benchmark_train.py, both loops), then a
+# and DANCER in every mode (`ecg-jax benchmark`, both loops), then a
 # short GPU smoke training run. Run from the repo root with $OUT set to an
 # (empty) output folder; everything lands in $OUT (log.txt, gpu.csv,
 # benchmark_train.json, results.jsonl, members.json). Finishes in under
@@ -52,11 +52,12 @@ step "versions" 30 "$PY" -c "import jax, jaxlib, flax, optax; print('jax', jax._
 'flax', flax.__version__, 'optax', optax.__version__); print(jax.devices())"
 
 # Rewritten after every case, so a timeout keeps what was measured ("complete": false).
-step "benchmark_train" 280 "$PY" scripts/benchmark_train.py --models unet,dancer --loops scan,host \
+# `python -m ecg_jax` from the repo root: the package need not be installed on the device.
+step "benchmark_train" 280 "$PY" -m ecg_jax benchmark --models unet,dancer --loops scan,host \
   --steps 20 --repeats 2 --json "$OUT/benchmark_train.json"
 
 rm -rf /tmp/gpu_smoke
-step "smoke train" 120 "$PY" scripts/train.py --config configs/dancer.py:smoke --workdir /tmp/gpu_smoke \
+step "smoke train" 120 "$PY" -m ecg_jax train --config dancer:smoke --workdir /tmp/gpu_smoke \
   --config.data.source=synthetic --config.seeds=10 --config.train.epochs=2
 for f in results.jsonl members.json; do
   if [ -f "/tmp/gpu_smoke/$f" ]; then cp "/tmp/gpu_smoke/$f" "$OUT/$f"; else echo "missing /tmp/gpu_smoke/$f"; status=1; fi

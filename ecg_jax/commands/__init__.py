@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("benchmark", "training throughput per member-parallelism mode and loop"),
     "benchmark-data": ("benchmark_data", "time data preparation of the whole grid, cold and warm"),
     "benchmark-layouts": ("benchmark_layouts", "training speed per device layout (processes x devices)"),
+    "benchmark-denoise": ("benchmark_denoise", "compare denoisers on held-out records"),
 }
 # Flags that ask for a subcommand's help; absl's own --helpfull still lists every flag.
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-helpshort", "-?")
