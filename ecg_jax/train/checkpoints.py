@@ -50,7 +50,7 @@ def manager(directory: str, keep: int | None = None, read_only: bool = False) ->
 
 
 _quieted = False
-_abandoned_reads = False   # set once a restore failed with reads still pending
+_abandoned_reads = False   # set once a restore or a save failed with reads or writes still pending
 
 
 def _from_orbax(tb) -> bool:
@@ -91,7 +91,7 @@ def _quiet_orbax() -> None:
             # A read that orbax abandoned when another read of the same restore failed can
             # finish later, in tensorstore's C++, into a future nobody awaits: asyncio then
             # logs "Future exception was never retrieved" with an exception that was never
-            # raised in Python (no traceback). Only after such a failed restore.
+            # raised in Python (no traceback). Only after such a failed restore (or save).
             return not (_abandoned_reads and record.name == "asyncio" and record.exc_info[1] is not None
                         and record.exc_info[2] is None)
 
@@ -147,6 +147,8 @@ def save(mgr: ocp.CheckpointManager, epoch: int, state: MemberState, meta: dict)
             mgr.save(epoch, args=args)
             mgr.wait_until_finished()
         except BaseException:
+            global _abandoned_reads
+            _abandoned_reads = True   # the save's other writes fail later, unawaited: see _quiet_orbax
             remove_unfinished_step(str(mgr.directory), epoch)
             raise
 
