@@ -71,6 +71,12 @@ def base_config() -> ml_collections.ConfigDict:
     t.loop = "auto"          # "auto" | "scan" | "host" (auto: scan, one program per epoch; train/program.py)
     t.max_members_per_program = 0  # 0 -> planned: XLA memory analysis on accelerators, 1 per device on CPU
     t.gpu_deterministic = False  # deterministic XLA GPU kernels (bit-exact resume on GPUs; slower)
+    # Precision of convolutions and matrix products in the compiled programs: "highest" (float32, the
+    # reference's arithmetic), "high" or "default" (TPU: bfloat16 passes; GPU: TF32). README "Accelerators".
+    t.precision = "highest"
+    # CPU emulation of cheaper hardware arithmetic: "none", or round every convolution/product input to
+    # "bfloat16" (a TPU at precision default) or "tf32" (an NVIDIA GPU in TF32) first (train/precision.py).
+    t.conv_input_rounding = "none"
     t.checkpoint_every = 10  # epochs
     t.keep_checkpoints = 2
     t.tensorboard = False

@@ -33,6 +33,9 @@ DWT_RULES = ("signed_max", "universal")
 SOURCES = ("auto", "physionet", "synthetic")
 MEMBER_PARALLELISM = ("auto", "vmap", "map")
 TRAIN_LOOPS = ("auto", "scan", "host")
+# train/precision.py (kept in step by tests/test_precision.py; that module imports jax)
+PRECISIONS = ("highest", "high", "default")
+INPUT_ROUNDINGS = ("none", "bfloat16", "tf32")
 
 
 def as_list(value: Any) -> list:
@@ -301,6 +304,8 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "train.loop": _choice(TRAIN_LOOPS),
     "train.max_members_per_program": _integer(0),
     "train.gpu_deterministic": _boolean,
+    "train.precision": _choice(PRECISIONS),
+    "train.conv_input_rounding": _choice(INPUT_ROUNDINGS),
     "train.checkpoint_every": _integer(1),
     "train.keep_checkpoints": _integer(1),
     "train.tensorboard": _boolean,
@@ -322,7 +327,7 @@ REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
 REQUIRED_SECTIONS = ("data", "train", "baselines")
 OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "data.emb_mixing",
                    "train.score_aggregation", "baselines.methods", "baselines.dwt_rule",
-                   "baselines.on_normalized")
+                   "baselines.on_normalized", "train.precision", "train.conv_input_rounding")
 # Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
 FREE_SECTIONS = ("model_kwargs", "experiments", "experiment_noise_types")
 SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS

@@ -39,6 +39,7 @@ from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_nois
 from ecg_jax.train.engine import MemberState, over_members, variables_of
 from ecg_jax.train.experiment import Experiment, workdir_chunks
 from ecg_jax.train.members import Member
+from ecg_jax.train.precision import DEFAULT_INPUT_ROUNDING, DEFAULT_PRECISION, precision_fields, with_policy
 from ecg_jax.train.program import guarded
 from ecg_jax.workdir import claimed, pin_data_source, require_data
 
@@ -91,11 +92,13 @@ class EvalProgram:
     """
 
     def __init__(self, model: nn.Module, parallelism: str, mesh, block: int = EVAL_BLOCK, max_shapes: int = 2,
-                 aggregation: str = "window", batch: int = 64):
+                 aggregation: str = "window", batch: int = 64, precision: str = DEFAULT_PRECISION,
+                 conv_input_rounding: str = DEFAULT_INPUT_ROUNDING):
         self.block, self.mesh, self.aggregation, self.batch = block, mesh, aggregation, batch
         ms, rep = sharding.member_sharding(mesh), sharding.replicated_sharding(mesh)
         lifted = over_members(make_block_sums_one(model), parallelism, 3)
-        self._block = jax.jit(sharding.over_devices(guarded(lifted, max_shapes), mesh, 3, 3), in_shardings=(ms, ms, ms, rep, rep, rep),
+        lifted = with_policy(guarded(lifted, max_shapes), precision, conv_input_rounding)   # as in training
+        self._block = jax.jit(sharding.over_devices(lifted, mesh, 3, 3), in_shardings=(ms, ms, ms, rep, rep, rep),
                               out_shardings=ms)
         self._add = jax.jit(lambda a, b: jax.tree_util.tree_map(jnp.add, a, b), out_shardings=ms)
 
@@ -104,7 +107,8 @@ class EvalProgram:
         t = experiment.config.train
         return cls(experiment.model, experiment.settings.member_parallelism, experiment.mesh,
                    max_shapes=max_shapes, aggregation=t.get("score_aggregation", "window"),
-                   batch=int(t.batch_size))
+                   batch=int(t.batch_size), precision=experiment.settings.precision,
+                   conv_input_rounding=experiment.settings.conv_input_rounding)
 
     def __call__(self, state: MemberState, consts: MemberConsts, data: SplitArrays):
         n = int(data.clean.shape[0])
@@ -140,7 +144,7 @@ def score_chunk(experiment: Experiment, prepared, chunk: Sequence[Member], state
             split=config.data.split, source=prepared.source, revision=config.data.get("revision", "paper"),
             metrics={k: float(v[j]) for k, v in means.items()},
             experiment=config.experiment, n_test=int(prepared.n_test), diverged=bool(diverged[j]),
-            **(extra or {})))
+            **precision_fields(experiment.settings), **(extra or {})))
         examples[f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"] = example[j]
     return rows, examples
 

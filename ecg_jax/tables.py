@@ -141,6 +141,7 @@ class Table:
     n_not_at_epoch: int = 0        # network runs without a row at `epoch` (not shown)
     note: str = ""                 # why some cells/rows are empty (shown under the table)
     comparison_note: str = ""      # what the published/difference rows are (with --compare)
+    precisions: dict[str, list[str]] = field(default_factory=dict)   # network arithmetic -> row labels
     column_labels: tuple[str, ...] = ()  # headers when the columns are not input SNRs (final_tables)
 
 
@@ -250,7 +251,7 @@ def _build_table(kind: str, noise_type: str, split: str, source: str, levels: tu
     n_missing = sum(1 for r in not_at_epoch if r["method"] in methods and r["noise_type"] == noise_type
                     and float(r["snr_db"]) in levels)
     table = Table(kind, noise_type, split, source, levels, table_rows, run_counts=run_counts,
-                  epoch=epoch, n_not_at_epoch=n_missing)
+                  epoch=epoch, n_not_at_epoch=n_missing, precisions=_precisions(ours, table_rows))
     what = NOISE_DESCRIPTIONS.get(noise_type, noise_type)
     title = what if kind == "main" else f"Ablation of CIADNet's shrinkage blocks, {what}"
     title += f" — {split} split, {source} data, " + _revisions_title(table_rows)
@@ -391,6 +392,31 @@ def _diverged_caption(table: Table) -> str:
     return "Diverged runs are left out of mean ± std: " + "; ".join(entries) + "."
 
 
+def precision_of(row: dict) -> str:
+    """A network row's arithmetic (train.precision, and the emulated input rounding if any)."""
+    text = row.get("precision", "not recorded")
+    rounding = row.get("conv_input_rounding", "none")
+    return text if rounding == "none" else f"{text}, inputs rounded to {rounding} (CPU emulation)"
+
+
+def _precisions(rows: list[dict], table_rows: list[TableRow]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for tr in table_rows:
+        if not tr.trained:
+            continue
+        for p in sorted({precision_of(r) for r in rows if r["method"] == tr.method and r["seed"] is not None
+                         and revision_of(r) == tr.revision}):
+            out.setdefault(p, []).append(tr.label)
+    return out
+
+
+def _precision_caption(table: Table) -> str:
+    if len(table.precisions) == 1:
+        return f"Network arithmetic: train.precision={next(iter(table.precisions))}."
+    parts = [f"{p} ({', '.join(labels)})" for p, labels in table.precisions.items()]
+    return "Network arithmetic (per row): train.precision=" + "; ".join(parts) + "."
+
+
 def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -406,6 +432,8 @@ def _caption(table: Table) -> str:
             text += " " + extra
     text += (f" {_revision_caption(table)} Split: {SPLIT_DESCRIPTIONS.get(table.split, table.split)}. "
              f"Data: {SOURCE_DESCRIPTIONS.get(table.source, table.source)}.")
+    if table.precisions:
+        text += " " + _precision_caption(table)
     if table.source == "synthetic":
         text = "SYNTHETIC data — " + text
     return text

@@ -9,6 +9,8 @@ network through module-scoped fixtures.
 
 from __future__ import annotations
 
+import re
+
 import chex
 import flax.linen as nn
 import jax
@@ -216,14 +218,28 @@ def test_conv1d_gradients_equal_jax_autodiff_bit_for_bit(length, taps, stride, p
         np.testing.assert_array_equal(ours_grad, jax_grad)
 
 
-def test_conv1d_off_the_cpu_is_jaxs_own_convolution(monkeypatch):
-    """GPU/TPU get the plain convolution and JAX's own gradients (what cuDNN and the TPU compiler
-    pattern-match); only the CPU backend gets the custom VJP."""
+def _gradient_convolutions(f, x, kernel, platform: str) -> list[str]:
+    """The convolutions of d/d(x, kernel) of sum(sin(f)) lowered for `platform`, operand names blanked."""
+    loss = lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+    text = jax.jit(jax.grad(loss, argnums=(0, 1))).trace(x, kernel).lower(lowering_platforms=(platform,)).as_text()
+    return sorted(re.sub(r"%[\w#]+", "%", line.strip()) for line in text.splitlines()
+                  if "stablehlo.convolution" in line)
+
+
+@pytest.mark.parametrize("stride,padding,lhs_dilation", [(2, (2, 2), 1), (1, (3, 4), 2)])
+def test_conv1d_gradient_platform_is_chosen_when_lowering(stride, padding, lhs_dilation):
+    """Lowered here for CUDA or TPU (as scripts/export_programs.py does), the gradient is exactly the
+    convolutions of JAX's own differentiation (what cuDNN and the TPU compiler pattern-match); lowered for
+    the CPU, the ones in XLA:CPU's canonical layout. The choice is `lax.platform_dependent`'s, made per
+    lowering platform, not this process's backend."""
     x, kernel = random_input((2, 16, 3)), random_input((5, 3, 4))
-    traced = lambda: str(jax.make_jaxpr(lambda x, k: conv1d(x, k, 1, (2, 2), 1))(x, kernel))
-    assert "custom_vjp" in traced()
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert "custom_vjp" not in traced() and "conv_general_dilated" in traced()
+    plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
+                                                      dimension_numbers=("NWC", "WIO", "NWC"))
+    ours = lambda x, k: conv1d(x, k, stride, padding, lhs_dilation)
+    for platform in ("cuda", "tpu"):
+        mine = _gradient_convolutions(ours, x, kernel, platform)
+        assert len(mine) == 3 and mine == _gradient_convolutions(plain, x, kernel, platform), platform
+    assert _gradient_convolutions(ours, x, kernel, "cpu") != _gradient_convolutions(plain, x, kernel, "cpu")
 
 
 def test_conv1d_gradients_inside_a_loop_body_equal_the_top_level_ones():

@@ -38,15 +38,16 @@ def conv1d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: tuple[int,
            lhs_dilation: int = 1) -> jax.Array:
     """Cross-correlation of (batch, length, in) with a (taps, in, out) kernel, as `lax.conv_general_dilated`.
 
-    The value is always `lax.conv_general_dilated`'s. On CPU its gradients are
-    computed by `_cpu_conv1d`, the same arithmetic written as convolutions in
-    the one layout XLA:CPU hands to its Eigen kernels; on GPU/TPU by JAX's own
-    rules, which cuDNN and the TPU compiler recognise. Being a custom VJP, the
-    CPU version supports reverse-mode differentiation only (all training uses).
+    The value is always `lax.conv_general_dilated`'s. Its gradients depend on
+    the platform the program is compiled for, chosen by
+    `lax.platform_dependent` (so a program lowered here for GPU or TPU gets
+    their version, whatever this process's backend): on CPU the same
+    arithmetic written as convolutions in the one layout XLA:CPU hands to its
+    Eigen kernels (`_cpu_conv1d_backward`); elsewhere JAX's own transpose
+    rules, which cuDNN and the TPU compiler recognise. Being a custom VJP,
+    it supports reverse-mode differentiation only (all training uses).
     """
-    if jax.default_backend() == "cpu":
-        return _cpu_conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
-    return _plain_conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
+    return _conv1d(x, kernel, stride, tuple(padding), lhs_dilation)
 
 
 def _plain_conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation: int) -> jax.Array:
@@ -64,21 +65,38 @@ def _plain_conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation
 # a scanned epoch computes the same bits as steps dispatched one by one.
 # The gradients equal JAX's own bit for bit (tests/test_models.py).
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _cpu_conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation: int) -> jax.Array:
+def _conv1d(x, kernel, stride: int, padding: tuple[int, int], lhs_dilation: int) -> jax.Array:
     return _plain_conv1d(x, kernel, stride, padding, lhs_dilation)
 
 
-def _cpu_conv1d_forward(x, kernel, stride, padding, lhs_dilation):
+def _conv1d_forward(x, kernel, stride, padding, lhs_dilation):
     return _plain_conv1d(x, kernel, stride, padding, lhs_dilation), (x, kernel)
+
+
+def _conv1d_backward(stride, padding, lhs_dilation, residuals, g):
+    # Decided when the program is lowered, per target platform: a program
+    # lowered for one platform holds only that platform's branch.
+    x, kernel = residuals
+    return lax.platform_dependent(
+        x, kernel, g,
+        cpu=functools.partial(_cpu_conv1d_backward, stride, padding, lhs_dilation),
+        default=functools.partial(_jax_conv1d_backward, stride, padding, lhs_dilation))
+
+
+def _jax_conv1d_backward(stride, padding, lhs_dilation, x, kernel, g):
+    """(d/dx, d/dkernel) by JAX's own transpose rules of the convolution (what autodiff emits)."""
+    conv = lambda a, b: _plain_conv1d(a, b, stride, padding, lhs_dilation)
+    dx, = jax.linear_transpose(lambda a: conv(a, kernel), x)(g)
+    dk, = jax.linear_transpose(lambda b: conv(x, b), kernel)(g)
+    return dx, dk
 
 
 def _dilated_length(n: int, dilation: int) -> int:
     return 0 if n == 0 else 1 + dilation * (n - 1)
 
 
-def _cpu_conv1d_backward(stride, padding, lhs_dilation, residuals, g):
+def _cpu_conv1d_backward(stride, padding, lhs_dilation, x, kernel, g):
     """(d/dx, d/dkernel) of `_plain_conv1d`: JAX's transpose rules, with canonical dimension labels."""
-    x, kernel = residuals
     taps, low = kernel.shape[0], padding[0]
     x_len = _dilated_length(x.shape[1], lhs_dilation)
     g_len = _dilated_length(g.shape[1], stride)
@@ -98,7 +116,7 @@ def _cpu_conv1d_backward(stride, padding, lhs_dilation, residuals, g):
     return dx, jnp.transpose(dk, (1, 0, 2))
 
 
-_cpu_conv1d.defvjp(_cpu_conv1d_forward, _cpu_conv1d_backward)
+_conv1d.defvjp(_conv1d_forward, _conv1d_backward)
 
 
 def torch_uniform(fan_in: int) -> nn.initializers.Initializer:

@@ -28,6 +28,7 @@ import optax
 
 from ecg_jax.data.noise import normalize
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
+from ecg_jax.train.precision import DEFAULT_INPUT_ROUNDING, DEFAULT_PRECISION
 
 PyTree = Any
 MEMBER_PARALLELISM = ("vmap", "map")
@@ -52,6 +53,8 @@ class TrainSettings:
     lr_decay_epoch: int | tuple[int, ...]
     lr_decay_factor: float | tuple[float, ...]
     member_parallelism: str = "vmap"   # how members are batched inside the step: "vmap" or "map"
+    precision: str = DEFAULT_PRECISION            # products' precision in the programs (precision.py)
+    conv_input_rounding: str = DEFAULT_INPUT_ROUNDING   # CPU emulation of bfloat16/TF32 inputs
 
     @classmethod
     def from_config(cls, config, n_train: int, member_parallelism: str) -> "TrainSettings":
@@ -61,7 +64,9 @@ class TrainSettings:
             raise ValueError(f"{n_train} training windows is fewer than one batch of {t.batch_size}")
         return cls(batch_size=t.batch_size, steps_per_epoch=steps, window=config.data.window,
                    channels=2, learning_rate=t.learning_rate, lr_decay_epoch=tuple(t.lr_decay_epoch),
-                   lr_decay_factor=tuple(t.lr_decay_factor), member_parallelism=member_parallelism)
+                   lr_decay_factor=tuple(t.lr_decay_factor), member_parallelism=member_parallelism,
+                   precision=t.get("precision", DEFAULT_PRECISION),
+                   conv_input_rounding=t.get("conv_input_rounding", DEFAULT_INPUT_ROUNDING))
 
 
 def make_schedule(s: TrainSettings) -> optax.Schedule:

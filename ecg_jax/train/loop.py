@@ -248,19 +248,38 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
         return min(n, CPU_MEMBERS_PER_DEVICE * d), {"planned_by": "cpu: one member per device",
                                                     "members_per_device": CPU_MEMBERS_PER_DEVICE,
                                                     "device_memory_bytes": limit}
-    per_device = -(-n // d)
     data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
-    while True:
-        m = per_device * d
+
+    def measure(m: int) -> dict:
         consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
-        analysis = probe.memory_analysis(experiment.abstract_state(m), consts, data)
+        return probe.memory_analysis(experiment.abstract_state(m), consts, data)
+
+    return plan_members_per_program(n, d, limit, measure)
+
+
+def plan_members_per_program(n: int, d: int, limit: int, measure: Callable[[int], dict]) -> tuple[int, dict]:
+    """The accelerator plan: the most members per program (a multiple of `d` devices) that fit.
+
+    `measure(m)` is the per-device memory analysis of the program for `m`
+    members (`compiled_memory`'s dict). Starts from all `n` members at once and
+    shrinks, in proportion to the overshoot, until the peak is within
+    `MEMORY_FRACTION` of `limit` bytes; one member per device that does not fit
+    is a ConfigError, before anything is trained. An analysis without a peak
+    (a backend that gives none) keeps the candidate.
+    """
+    budget = MEMORY_FRACTION * limit
+    per_device = -(-n // d)
+    while True:
+        analysis = measure(per_device * d)
         peak = analysis["peak_bytes"]
-        if peak is None or peak <= MEMORY_FRACTION * limit or per_device == 1:
+        if peak is None or peak <= budget:
             break
-        per_device = max(1, min(per_device - 1, int(per_device * MEMORY_FRACTION * limit / peak)))
-    if peak is not None and peak > MEMORY_FRACTION * limit:
-        log(f"WARNING: one member per device needs {peak / 2**30:.1f} GiB of {limit / 2**30:.1f} GiB; "
-            "training may run out of memory")
+        if per_device == 1:
+            raise ConfigError(
+                f"one member per device needs {peak / 2**30:.2f} GiB, more than {MEMORY_FRACTION:.0%} of the "
+                f"device's {limit / 2**30:.2f} GiB: use a smaller train.batch_size or data.window, or set "
+                "train.max_members_per_program to skip this check")
+        per_device = max(1, min(per_device - 1, int(per_device * budget / peak)))
     return min(n, per_device * d), {"planned_by": "memory_analysis",
                                     "members_per_device": per_device, "device_memory_bytes": limit,
                                     "memory_fraction": MEMORY_FRACTION, **analysis}

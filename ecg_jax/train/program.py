@@ -43,6 +43,7 @@ import numpy as np
 
 from ecg_jax.train import sharding
 from ecg_jax.train.device_data import MemberConsts, SplitArrays
+from ecg_jax.train.precision import with_policy
 from ecg_jax.train.engine import (MemberState, TrainSettings, make_init_one, make_member_epoch,
                                   make_member_step, make_shuffle_one, over_members)
 
@@ -89,8 +90,9 @@ class TrainProgram:
         self.settings, self.mesh, self.loop = s, mesh, loop
         par = s.member_parallelism
         ms, rep = sharding.member_sharding(mesh), sharding.replicated_sharding(mesh)
+        # Every program is traced under the config's arithmetic policy (precision.py).
         over = lambda fn, n_member, n_shared: sharding.over_devices(
-            guarded(fn, max_shapes), mesh, n_member, n_shared)
+            with_policy(guarded(fn, max_shapes), s.precision, s.conv_input_rounding), mesh, n_member, n_shared)
 
         self._init = jax.jit(over(over_members(make_init_one(model, s), par, 1), 1, 0),
                              in_shardings=(ms,), out_shardings=ms)
