@@ -42,6 +42,8 @@ TITLES = {
     "final_components": "Final revision, components: U-Net + ATNC with one attention module in the decoder, emb",
     "final_ablation": "Final revision, ablation: U-Net with AREM, ATNC, both, emb",
 }
+# README rows that ecg-jax cannot train yet, and why (ecg_jax.models.UNAVAILABLE_MODELS).
+NOT_BUILT = {"dacnn_final": "its source at the reference commit is not available, see ecg_jax.models"}
 WHY_MISSING = ("not in the results read: not run yet, or its run's config did not include that noise type "
                "or input SNR (configs/final.py:all runs every cell)")
 
@@ -131,7 +133,8 @@ def _missing_note(table: Table, labels: dict[str, str], wanted: list[list[tuple]
     for method, cells in zip(labels, wanted):
         row = have.get(method)
         if row is None:
-            absent_rows.append(labels[method])
+            why = NOT_BUILT.get(method)
+            absent_rows.append(labels[method] + (f" (not built: {why})" if why else ""))
             continue
         empty = [columns[j] for j, c in enumerate(row.cells["snr_db"]) if c.n_runs == 0]
         if empty:

@@ -58,31 +58,11 @@ def test_parameter_counts_of_twin_and_flax_equal_models_md(name):
             == EXPECTED[name])
 
 
-class InitInFloat32:
-    """The network, its `init` traced with 64-bit types off.
-
-    check_parity traces `init` inside `jax.enable_x64` only to compare shapes; there
-    BatchNorm's scale/bias (default dtype) become float64 while the convolution kernels
-    stay float32, and the convolution after a BatchNorm refuses the mix. The parity
-    itself runs `apply` on the copied float64 variables, untouched by this.
-    """
-
-    def __init__(self, model):
-        self.model = model
-
-    def init(self, *args, **kwargs):
-        with jax.enable_x64(False):
-            return self.model.init(*args, **kwargs)
-
-    def apply(self, *args, **kwargs):
-        return self.model.apply(*args, **kwargs)
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_flax_network_computes_what_the_twin_computes(name, dtype):
     attention, atnc = torch_dance_final.VARIANTS[name]
-    check_parity(lambda: torch_dance_final.TorchDANCEFinal(attention, atnc), InitInFloat32(create_model(name)),
+    check_parity(lambda: torch_dance_final.TorchDANCEFinal(attention, atnc), create_model(name),
                  torch_dance_final.to_flax, dtype=dtype)
 
 

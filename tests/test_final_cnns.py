@@ -68,30 +68,10 @@ def test_to_flax_maps_every_twin_tensor_onto_the_flax_tree(name):
     assert jax.tree_util.tree_map(np.shape, mapped) == want
 
 
-class Float32Init:
-    """A network whose `init` is traced with 64-bit types off.
-
-    check_parity traces `init` under `jax.enable_x64` only for the tree's shapes;
-    there BatchNorm's scale and bias take the 64-bit default dtype while the
-    convolution kernels are float32, and a convolution after a BatchNorm
-    refuses the mix. `apply`, which the comparison runs, is the network's own.
-    """
-
-    def __init__(self, model):
-        self.model = model
-
-    def init(self, *args, **kwargs):
-        with jax.enable_x64(False):
-            return self.model.init(*args, **kwargs)
-
-    def apply(self, *args, **kwargs):
-        return self.model.apply(*args, **kwargs)
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NAMES)
 def test_flax_network_computes_what_its_twin_computes(name, dtype):
-    check_parity(lambda: create_torch_model(name), Float32Init(create_model(name)), to_flax, dtype=dtype)
+    check_parity(lambda: create_torch_model(name), create_model(name), to_flax, dtype=dtype)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -486,11 +486,17 @@ def test_vmap_over_independent_parameter_sets_equals_loop(compiled):
 
 def test_registry_names():
     assert MODEL_NAMES[:6] == ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
-    assert MODEL_NAMES[6:] == ("drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final",
+    assert MODEL_NAMES[6:] == ("drsn", "acdae_final", "ralenet", "dance_final",
                                "dance_final_se", "dance_final_cbam", "dance_final_eca",
                                "dance_final_atnc", "dance_final_arem")
     assert set(DISPLAY_NAMES) == set(MODEL_NAMES)
     assert DISPLAY_NAMES["ags_unet"] == "AGS-UNet"
+
+
+def test_a_network_that_cannot_be_built_faithfully_says_why_in_one_line():
+    with pytest.raises(ConfigError, match="'dacnn_final' is not available: .*258,457.*ab22e14"):
+        create_model("dacnn_final")
+    assert "dacnn_final" not in MODEL_NAMES
 
 
 def test_unknown_model_is_a_config_error_listing_valid_names():

@@ -84,10 +84,12 @@ def check_parity(make_twin: Callable[[], torch.nn.Module], flax_model, to_flax: 
     kwargs = apply_kwargs or {}
     x = torch.randn(batch, 2, length, dtype=torch_dtype, generator=torch.Generator().manual_seed(seed + 1))
     x_nlc = np.ascontiguousarray(x.numpy().transpose(0, 2, 1))
+    # The Flax tree's shapes, traced in float32: under x64 some initialisers
+    # (BatchNorm's) would make float64 parameters that meet float32 kernels.
+    reference = jax.eval_shape(lambda: flax_model.init(jax.random.key(0), jnp.zeros((1, length, 2), jnp.float32),
+                                                       train=False))
     with jax.enable_x64(dtype == "float64"):
         variables = jax.tree_util.tree_map(jnp.asarray, to_flax(state_of(net)))
-        reference = jax.eval_shape(lambda: flax_model.init(jax.random.key(0), jnp.zeros((1, length, 2), jnp.float32),
-                                                           train=False))
         shapes = jax.tree_util.tree_map(jnp.shape, variables)
         assert shapes == jax.tree_util.tree_map(lambda a: a.shape, reference), "copied tree != Flax tree"
         has_stats = "batch_stats" in variables
