@@ -315,11 +315,13 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
                 tensorboard.log_epoch(row)
         if progress is not None:
             progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds)
-        if (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs:
-            checkpoints.save(mgr, e + 1, state, fingerprint)
-            saved = e + 1
+        due = (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs
+        saved = e + 1 if due else saved
+        # Said before the save: a signal during it is acted on only once the step is on disk.
         interrupts.note_progress(f"after epoch {e + 1} of chunk {ci}" +
                                  (f" (checkpoint after epoch {saved})" if saved else " (no checkpoint yet)"))
+        if due:
+            checkpoints.save(mgr, e + 1, state, fingerprint)
         if on_epoch_end is not None:
             on_epoch_end(ci, e + 1)
     return state
