@@ -156,21 +156,36 @@ def make_shuffle_one(s: TrainSettings) -> Callable:
     return shuffle_one
 
 
-def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
-    """`step_one(state, consts, data, idx (batch,)) -> (state, loss)`: one Adam step of one member.
+# Tag that separates the dropout keys from the epoch keys `shuffle_one` splits off the same key.
+DROPOUT_STREAM = 0x64726F70
 
+
+def dropout_key(epoch_key: jax.Array, step) -> jax.Array:
+    """The `dropout` rng of one step: a pure function of the member's epoch key and the step index.
+
+    The epoch key is itself a function of the member's seed and the epoch, and
+    is checkpointed, so the host loop, the scanned epoch and a resumed run draw
+    the same numbers. Networks that draw nothing never read it.
+    """
+    return jax.random.fold_in(jax.random.fold_in(epoch_key, DROPOUT_STREAM), step)
+
+
+def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
+    """`step_one(state, consts, data, idx (batch,), step) -> (state, loss)`: one Adam step of one member.
+
+    `step` is the index of the step in the epoch (it seeds stochastic layers).
     A non-finite loss or update freezes the member (see the module docstring).
     """
     tx = make_optimizer(s)
 
-    def step_one(state: MemberState, consts: MemberConsts, data: SplitArrays, idx):
+    def step_one(state: MemberState, consts: MemberConsts, data: SplitArrays, idx, step):
         clean, noisy = mix_member_noise(data, idx, consts)
         x = normalize(noisy, consts.mean, consts.std)
         y = normalize(clean, consts.mean, consts.std)  # targets use the noisy statistics
 
         def loss_fn(p):
             out, updates = model.apply(variables_of(p, state.batch_stats), x, train=True,
-                                       mutable=["batch_stats"])
+                                       mutable=["batch_stats"], rngs={"dropout": dropout_key(state.rng, step)})
             return jnp.mean((out - y) ** 2), updates.get("batch_stats", state.batch_stats)
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -193,7 +208,7 @@ def make_member_step(model: nn.Module, s: TrainSettings) -> Callable:
     loop and the scanned epoch call literally the same function.
     """
     step_one = make_step_one(model, s)
-    return over_members(lambda st, c, order, data, i: step_one(st, c, data, order[i]),
+    return over_members(lambda st, c, order, data, i: step_one(st, c, data, order[i], i),
                         s.member_parallelism, 3)
 
 
