@@ -1,5 +1,13 @@
 """The shipped denoiser (weights/dancer.npz): DANCER trained on every noise type and SNR at once.
 
+Two stages. The default config is the first: the protocol's fixed noisy
+windows (below). `configs/denoiser.py:fresh` is the second, run by
+`python -m ecg_jax.train.fresh_noise` (fresh noise for every batch, drawn
+inside the compiled step): the shipped weights are stage one fine-tuned by it
+for 2000 steps (weights/dancer.json says exactly how, with the benchmark).
+
+Stage one:
+
   python scripts/train.py --config configs/denoiser.py --workdir runs/denoiser \
       --config.data.data_dir=../shared/data
   python scripts/export.py --workdir runs/denoiser --output weights/dancer.npz

@@ -77,6 +77,10 @@ def test_fresh_config_keeps_the_card_test_records_out():
     card = {"training_data": {"test_records": ["100", "101"], "train_records": ["103", "105", "203"]}}
     train, val, test = fn._records_of(card, _with_val(c, ("105",)))
     assert train == ["103", "203"] and val == ["105"] and test == ["100", "101"]
+    # A card written by the fresh-noise program lists its validation records apart: same pool, same split.
+    card2 = {"training_data": {"test_records": ["100", "101"], "train_records": ["103", "203"],
+                               "val_records": ["105"]}}
+    assert fn._records_of(card2, _with_val(c, ("105",))) == (train, val, test)
     from ecg_jax.errors import ConfigError
     with pytest.raises(ConfigError):
         fn._records_of(card, _with_val(c, ("100",)))

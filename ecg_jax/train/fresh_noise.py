@@ -222,14 +222,20 @@ def norm_stats(bank: Bank, s: FreshSettings, seed: int, batches: int = 64) -> tu
 # ----------------------------------------------------------------------------- the job
 
 def _records_of(card: dict, config) -> tuple[list[str], list[str], list[str]]:
-    """(train, validation, test) MIT-BIH records: the shipped card's split, validation taken out of train."""
+    """(train, validation, test) MIT-BIH records: the shipped card's split, validation taken out of train.
+
+    The card's training pool is its train_records plus its val_records (a card
+    written by this program lists them apart), so the split does not drift
+    when the shipped weights are replaced.
+    """
     f = config.fresh
     td = card["training_data"]
     test = [str(r) for r in td["test_records"]]
+    pool = sorted(set(map(str, td["train_records"])) | set(map(str, td.get("val_records", []))))
     val = [str(r) for r in f.val_records]
-    train = [str(r) for r in td["train_records"] if str(r) not in val]
+    train = [r for r in pool if r not in val]
     leak = sorted(set(val) & set(test))
-    if leak or not set(val) <= set(map(str, td["train_records"])):
+    if leak or not set(val) <= set(pool):
         raise ConfigError(f"fresh.val_records must be training records of the card (not test: {leak})")
     return train, val, test
 
