@@ -330,6 +330,16 @@ OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "da
                    "baselines.on_normalized", "train.precision", "train.conv_input_rounding")
 # Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
 FREE_SECTIONS = ("model_kwargs", "experiments", "experiment_noise_types")
+# Fields that change no member's numbers: where the data and caches are, how
+# members are laid out, looped and logged. A finished workdir that differs from
+# a config only in these is still that config's result (reproduce.py).
+NOT_AFFECTING_RESULTS = ("experiment", "data.data_dir", "data.cache_dir", "train.member_parallelism",
+                         "train.loop", "train.tensorboard", "train.checkpoint_every",
+                         "train.keep_checkpoints", "train.max_members_per_program", "train.gpu_deterministic")
+# A resumed run may change those too, except the chunking its checkpoints were
+# written with, and may train for more (or fewer) epochs.
+RESUMABLE_CHANGES = tuple(f for f in NOT_AFFECTING_RESULTS if f != "train.max_members_per_program") + \
+    ("train.epochs",)
 SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS
 
 

@@ -33,7 +33,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import as_list, config_differences, config_to_json, resolve_config, save_config
+from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differences, config_to_json, resolve_config,
+                                  save_config)
 from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
 from ecg_jax.errors import CheckpointError, ConfigError
@@ -47,11 +48,6 @@ TABLES_DIR = "tables"
 # The paper config's own fields; every other field of it (data, noise_types,
 # snr_levels, seeds, train, baselines, ...) is shared by all experiments.
 PAPER_ONLY_FIELDS = ("networks", "experiments", "experiment_noise_types", "baselines_enabled")
-# Config fields that do not change a finished experiment's numbers: a workdir
-# that differs from the current config only in these is still "done".
-NOT_AFFECTING_RESULTS = ("experiment", "data.data_dir", "data.cache_dir", "train.member_parallelism",
-                         "train.loop", "train.tensorboard", "train.checkpoint_every",
-                         "train.keep_checkpoints", "train.max_members_per_program")
 EXAMPLE_SNR_DB = -4.0  # the protocol's hardest input SNR: where denoisers differ most
 EXAMPLE_NOISE_TYPE = "emb"
 

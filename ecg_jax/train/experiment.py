@@ -36,12 +36,6 @@ CPU_MEMBERS_PER_DEVICE = 1
 # Fraction of a device's memory a program may plan to use.
 MEMORY_FRACTION = 0.8
 
-# Config fields that may change between a run and its resumption: they do not
-# change what a checkpoint holds. Everything else must match the saved config.
-RESUMABLE_CHANGES = ("train.epochs", "train.checkpoint_every", "train.keep_checkpoints",
-                     "train.tensorboard", "train.member_parallelism", "train.loop", "data.data_dir",
-                     "data.cache_dir", "experiment", "train.gpu_deterministic")
-
 
 def method_id(config: ml_collections.ConfigDict) -> str:
     """The results/table id of a config's network (CIADNet ablation variants included)."""

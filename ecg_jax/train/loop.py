@@ -34,15 +34,14 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ecg_jax.config_utils import (check_trainable, config_differences, config_to_json, load_config_json, resolve_config,
-                                  save_config, write_text_atomic)
+from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
+                                  load_config_json, resolve_config, save_config, write_text_atomic)
 from ecg_jax import interrupts
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
-from ecg_jax.train.experiment import (CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, RESUMABLE_CHANGES, Experiment,
-                                      chunks_of, read_layout)
+from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
