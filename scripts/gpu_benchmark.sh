@@ -3,8 +3,8 @@
 # and DANCER in every mode (`ecg-jax benchmark`, both loops), then a
 # short GPU smoke training run. Run from the repo root with $OUT set to an
 # (empty) output folder; everything lands in $OUT (log.txt, gpu.csv,
-# benchmark_train.json, results.jsonl, members.json). Finishes in under
-# 8 minutes (timeouts 30+30+280+120 s): each step has its own timeout, and a step that fails or times out
+# benchmark_train.json, benchmark_memory.json, results.jsonl, members.json).
+# Finishes in under 10 minutes (timeouts 30+30+280+150+120 s): each step has its own timeout, and a step that fails or times out
 # does not stop the next one (the script exits non-zero at the end instead).
 #
 #   OUT=/tmp/out bash scripts/gpu_benchmark.sh
@@ -55,6 +55,11 @@ step "versions" 30 "$PY" -c "import jax, jaxlib, flax, optax; print('jax', jax._
 # `python -m ecg_jax` from the repo root: the package need not be installed on the device.
 step "benchmark_train" 280 "$PY" -m ecg_jax benchmark --models unet,dancer --loops scan,host \
   --steps 20 --repeats 2 --json "$OUT/benchmark_train.json"
+
+# Per-member compiled memory and XLA's cost per member-step on this accelerator (BENCHMARKS.md predicts
+# them from the CPU); rewritten after every network.
+step "benchmark_memory" 150 env PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" "$PY" scripts/benchmark_memory.py --networks unet,dancer --sizes 1,10,100 \
+  --json "$OUT/benchmark_memory.json"
 
 rm -rf /tmp/gpu_smoke
 step "smoke train" 120 "$PY" -m ecg_jax train --config dancer:smoke --workdir /tmp/gpu_smoke \
