@@ -111,3 +111,20 @@ def test_members_per_program_takes_the_accelerator_branch_off_the_cpu(monkeypatc
     # 10 members x 3 GiB over d devices, 12.8 GiB usable a device: 4 per device fit.
     assert plan["members_per_device"] == min(4, -(-10 // d)) and n == min(10, 4 * d)
     assert asked[0] == -(-10 // d) * d
+
+
+def test_memory_benchmark_fit_and_roofline_by_hand():
+    """scripts/benchmark_memory.py's prediction: a line through the two largest sizes, then 80% of a device."""
+    from ecg_jax.train.benchmark_memory import HARDWARE, fit, roofline
+
+    memory = {"1": {"peak_bytes": 103}, "10": {"peak_bytes": 1_066_000_000}, "100": {"peak_bytes": 10_066_000_000}}
+    out = fit(memory)
+    assert out["per_member_bytes"] == 100_000_000 and out["fixed_bytes"] == 66_000_000
+    # (0.8 x 80e9 - 66e6) / 1e8 = 639.34 -> 639; (0.8 x 16e9 - 66e6) / 1e8 = 127.34 -> 127
+    assert out["members_per_device"] == {"H100 80 GB": 639, "TPU v5e chip 16 GB": 127}
+    t = roofline(flops=67e9, bytes_accessed=1.0, compute_utilisation=0.5, memory_utilisation=1.0)
+    assert t["H100 SXM (1 GPU), highest"] == pytest.approx(67e9 / (67e12 * 0.5))          # 2 ms, compute-bound
+    t = roofline(flops=1.0, bytes_accessed=3.35e9, compute_utilisation=1.0, memory_utilisation=0.5)
+    assert t["H100 SXM (1 GPU), default"] == pytest.approx(2e-3)                           # memory-bound
+    assert t["TPU v5e-8 (8 chips), default"] == pytest.approx(3.35e9 / (819e9 * 8 * 0.5))
+    assert set(HARDWARE) == {"H100 SXM (1 GPU)", "TPU v5e-8 (8 chips)"}
