@@ -55,6 +55,7 @@ def get_config(arg: str | None = None):
 def fresh_config():
     """The fresh-noise recipe (ecg_jax/train/fresh_noise.py): new noise for every batch, drawn on the device.
 
+      ecg-jax train --config denoiser:fresh --workdir runs/fresh   # or, the same:
       python -m ecg_jax.train.fresh_noise --config configs/denoiser.py:fresh --workdir runs/fresh \
           [--set fresh.steps=20000] [--set fresh.init_weights=weights/dancer.npz]
     """

@@ -308,8 +308,11 @@ def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
                          f"({len(prepared.record_names)} records), {sizes}")
 
 
-def reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
+def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -> dict[str, str]:
     """Run the whole grid of a paper config (configs/paper.py) in `workdir`; return the output paths.
+
+    `published` (tables.load_published): the tables show the published rows and
+    our differences under ours.
 
     Keys: "html", "markdown", "csv" (tables), "snr_curves" (+ "_svg"),
     "example" (+ "_svg"), "example_ablation" (+ "_svg") when ablation variants
@@ -354,7 +357,7 @@ def _reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str
 
     out_dir = os.path.join(workdir, TABLES_DIR)
     os.makedirs(out_dir, exist_ok=True)
-    paths = dict(stage("tables", tables.write_tables, rows, out_dir))
+    paths = dict(stage("tables", tables.write_tables, rows, out_dir, None, published))
     with interrupts.disk_full_as_one_line(out_dir, "the figures"):
         paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
     timings["total"] = time.perf_counter() - t_all

@@ -502,6 +502,9 @@ def build_tables(rows: list[dict], epoch: int | None = None,
 
 # protocol.md and published.json's "_about": the published FFT and DWT emb
 # rows came from the "first" revision's emb mixing, the network rows from "paper".
+# Where a clone keeps the published numbers: ../shared/spec/published.json beside it.
+DEFAULT_PUBLISHED = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                  "shared", "spec", "published.json"))
 PUBLISHED_REVISIONS = {"fft": "first", "dwt": "first"}
 PUBLISHED_DEFAULT_REVISION = "paper"
 PUBLISHED_LEVELS = (-4.0, -2.0, 0.0, 2.0, 4.0)

@@ -23,15 +23,23 @@ DISTRIBUTED = True
 _CONFIG = define_config_file("paper", "Paper config: paper[:smoke] (built in) or a file (configs/paper.py[:smoke]).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output root: baselines/, one folder per experiment, tables/.",
                                required=True)
+_COMPARE = flags.DEFINE_enum("compare", None, ["published"],
+                             "put the published numbers and our differences under our rows in the tables")
+_PUBLISHED = flags.DEFINE_string("published", None, "published.json for --compare published "
+                                 "(default: ../shared/spec/published.json beside a clone)")
 define_distributed_flags()
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from ecg_jax import tables
     from ecg_jax.reproduce import reproduce
 
-    paths = reproduce(_CONFIG.value, _WORKDIR.value)
+    published = None
+    if _COMPARE.value:  # read before any training, so a bad path fails at once
+        published = tables.load_published(os.path.normpath(_PUBLISHED.value or tables.DEFAULT_PUBLISHED))
+    paths = reproduce(_CONFIG.value, _WORKDIR.value, published=published)
     if not paths:  # not process 0 of a multi-process run
         return
     with open(paths["markdown"]) as f:

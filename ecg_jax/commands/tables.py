@@ -45,10 +45,7 @@ flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (co
 flags.DEFINE_string("out", "", "output directory for tables and figures")
 flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
 flags.DEFINE_enum("compare", None, ["published"], "add published numbers and our differences to the tables")
-# The folder above the package: the clone's root when run from a clone.
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-flags.DEFINE_string("published", os.path.join(REPO, "..", "shared", "spec", "published.json"),
-                    "published.json for --compare published")
+flags.DEFINE_string("published", tables.DEFAULT_PUBLISHED, "published.json for --compare published")
 
 
 def main(argv: list[str]) -> None:

@@ -5,6 +5,7 @@
       --config.seeds=3 --config.noise_types=emb --config.snr_levels=-4,0
   ecg-jax train --config my_config.py:smoke --workdir runs/mine    # any config file
   ecg-jax train --workdir runs/unet      # resume an interrupted run
+  ecg-jax train --config denoiser:fresh --workdir runs/fresh   # the shipped denoiser's recipe (fresh noise)
   # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
@@ -14,6 +15,7 @@ last checkpoint. Set the PhysioNet folder with --config.data.data_dir=DIR or
 $ECG_JAX_DATA; without one the built-in synthetic source is used (and said so).
 """
 
+import json
 import os
 
 import jax
@@ -46,6 +48,14 @@ def main(argv):
             check_trainable(resolve_config(config))
         except ConfigError as e:
             raise ConfigError(f"{saved}: {e}") from None
+    elif "fresh" in config:
+        # The shipped denoiser's recipe (configs/denoiser.py:fresh): noise drawn anew
+        # for every batch inside the compiled step; writes weights with their card.
+        from ecg_jax.train import fresh_noise
+
+        result = fresh_noise.train(config, _WORKDIR.value)
+        print(json.dumps({k: v for k, v in result.items() if k != "history"}))
+        return
     else:
         check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
 
