@@ -112,10 +112,10 @@ def programs_of(name: str, o: ExportOptions, mesh) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from ecg_jax.evaluation import EVAL_BLOCK, EvalProgram
     from ecg_jax.train.device_data import SplitArrays, abstract_member_consts
     from ecg_jax.train.experiment import Experiment
     from ecg_jax.train.program import TrainProgram
+    from ecg_jax.train.scoring import EVAL_BLOCK, EvalProgram
 
     config = network_config(name, o)
     experiment = dataclasses.replace(Experiment.from_config(config, o.train_windows), mesh=mesh)

@@ -44,6 +44,7 @@ from ecg_jax.train.engine import MemberState, make_schedule
 from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
 from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
+from ecg_jax.train.scoring import EvalProgram, score_chunk, write_examples
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
 from ecg_jax.workdir import bytes_under, claimed, pin_data_source, require_data
 
@@ -122,7 +123,6 @@ def written_checkpoint_bytes(workdir: str) -> int:
 
 def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
     from ecg_jax.data import data_card, prepare_data, write_data_card
-    from ecg_jax.evaluation import EvalProgram, write_examples
     from ecg_jax.results import replace_rows
 
     tic = time.perf_counter()
@@ -187,7 +187,6 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
 def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci, chunk, main,
                  metrics_log, tensorboard, progress, on_epoch_end):
     """Train (or resume) one chunk of members and score it: (result rows, example outputs)."""
-    from ecg_jax.evaluation import score_chunk
 
     config, mesh = experiment.config, experiment.mesh
     n, n_pad = len(chunk), experiment.padded(chunk)
