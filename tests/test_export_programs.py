@@ -85,7 +85,7 @@ def test_export_every_available_network_for_gpu_and_tpu(tmp_path):
 
 
 def test_an_unavailable_network_fails_unless_skipped(tmp_path, monkeypatch):
-    """A network whose module does not import: a failure, or 'not available' with --skip-unavailable."""
+    """A network whose module does not import: a failure, or 'not available' with --skip_unavailable."""
     import ecg_jax.models as models
     from ecg_jax.train.export_programs import ExportOptions, export_all
 

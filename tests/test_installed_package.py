@@ -77,7 +77,8 @@ def test_every_command_shows_its_own_flags(tmp_path):
     own_flag = {"train": "--workdir", "evaluate": "--epoch", "tables": "--results", "reproduce": "--config",
                 "prepare": "--export", "baselines": "--config", "denoise": "--fs", "export": "--score_members",
                 "summary": "--repeats", "download": "--timeout", "benchmark": "--loops",
-                "benchmark-data": "--config", "benchmark-layouts": "--layouts", "benchmark-denoise": "--per_record"}
+                "benchmark-data": "--config", "benchmark-layouts": "--layouts", "benchmark-denoise": "--per_record",
+                "benchmark-memory": "--sizes", "export-programs": "--skip_unavailable"}
     assert set(own_flag) == set(COMMANDS)
     procs = {name: subprocess.Popen(FRONT_DOOR + [name, "--help"], cwd=tmp_path, env=BASE_ENV, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in COMMANDS}

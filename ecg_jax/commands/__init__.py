@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark-data": ("benchmark_data", "time data preparation of the whole grid, cold and warm"),
     "benchmark-layouts": ("benchmark_layouts", "training speed per device layout (processes x devices)"),
     "benchmark-denoise": ("benchmark_denoise", "compare denoisers on held-out records"),
+    "benchmark-memory": ("benchmark_memory", "compiled memory per member and XLA cost per member-step"),
+    "export-programs": ("export_programs", "lower every network's programs for GPU/TPU with jax.export"),
 }
 # Flags that ask for a subcommand's help; absl's own --helpfull still lists every flag.
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-helpshort", "-?")
