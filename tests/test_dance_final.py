@@ -171,3 +171,14 @@ def test_cbam_spatial_gate_reads_channel_mean_then_max():
     xn = np.asarray(x, np.float64)
     v = 1 / (1 + np.exp(-(0.7 * xn.mean(-1, keepdims=True) - 1.3 * xn.max(-1, keepdims=True))))
     np.testing.assert_allclose(CBAM().apply(variables, x, train=False), xn * v, rtol=1e-5)
+
+
+def test_reference_count_follows_the_options_not_the_name():
+    from ecg_jax.models import reference_param_count
+
+    assert reference_param_count("dance_final", decoder_attention="se") == 213_494
+    assert reference_param_count("dance_final_se", decoder_attention="arem") == 232_198
+    assert reference_param_count("dance_final", atnc=False) == 176_502
+    with pytest.raises(ConfigError, match="no reference parameter count for dance_final"):
+        reference_param_count("dance_final", decoder_attention="se", atnc=False)
+

@@ -132,6 +132,8 @@ def reference_param_count(name: str, **overrides: Any) -> int:
         model = create_model(name, **overrides)
         return REFERENCE_PARAM_COUNTS[("ciadnet", model.channel_shrink, model.spatial_shrink)]
     model = create_model(name, **overrides)  # validates the name and options
+    if name in _FINAL_CLASSES:
+        return REFERENCE_PARAM_COUNTS[_final_variant_of(name, model)]
     kernels = getattr(model, "kernels", None)
     if kernels is not None and tuple(kernels) != model_options(name)["kernels"]:
         key = (name, tuple(int(k) for k in kernels))
@@ -139,6 +141,20 @@ def reference_param_count(name: str, **overrides: Any) -> int:
             raise ConfigError(f"no reference parameter count for {name} with kernels {key[1]}")
         return REFERENCE_PARAM_COUNTS[key]
     return REFERENCE_PARAM_COUNTS[name]
+
+
+def _final_variant_of(name: str, model: nn.Module) -> str:
+    """The registered name whose defaults `model` has on the options that tell variants apart
+    (DANCEFinal(decoder_attention="se") is `dance_final_se`, whatever it was created as)."""
+    module, cls, _ = _FINAL_CLASSES[name]
+    relatives = [n for n, (m, c, _) in _FINAL_CLASSES.items() if (m, c) == (module, cls)]
+    keys = {k for n in relatives for k in _FINAL_CLASSES[n][2]}
+    for other in relatives:
+        defaults = model_options(other)
+        if all(getattr(model, k) == defaults[k] for k in keys):
+            return other
+    raise ConfigError(f"no reference parameter count for {name} with "
+                      + ", ".join(f"{k}={getattr(model, k)!r}" for k in sorted(keys)))
 
 
 def count_params(params: Any) -> int:
