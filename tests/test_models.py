@@ -517,3 +517,13 @@ def test_ciadnet_switches_default_on_and_accept_strings():
     assert (model.channel_shrink, model.spatial_shrink) == (False, True)
     with pytest.raises(ConfigError, match="true or false"):
         create_model("ciadnet", spatial_shrink="maybe")
+
+
+def test_model_summary_lists_a_network_not_built_with_its_reference_count():
+    """`ecg-jax summary`: every network of models.md has a row; dacnn_final says it is not built."""
+    from ecg_jax.models.summary import summarise_models
+
+    text = summarise_models(["dacnn_final"], batch=1, length=16, repeats=1)
+    row = next(line for line in text.splitlines() if line.startswith("DACNN (final)"))
+    assert row.split()[2:6] == ["—", "258,457", "not", "built"]
+    assert "UNAVAILABLE_MODELS" in text

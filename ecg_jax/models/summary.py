@@ -20,7 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.errors import ConfigError
-from ecg_jax.models import DISPLAY_NAMES, count_params, create_model, reference_param_count
+from ecg_jax.names import display_name
+from ecg_jax.models import (REFERENCE_PARAM_COUNTS, UNAVAILABLE_MODELS, count_params, create_model,
+                            reference_param_count)
 
 CIADNET_VARIANTS = (
     ("CIADNet", {}),
@@ -37,7 +39,7 @@ def configurations(names: list[str]) -> list[tuple[str, str, dict]]:
         if name == "ciadnet":
             rows += [(label, name, overrides) for label, overrides in CIADNET_VARIANTS]
         else:
-            rows.append((DISPLAY_NAMES.get(name, name), name, {}))
+            rows.append((display_name(name), name, {}))
     return rows
 
 
@@ -87,11 +89,16 @@ def format_table(rows: list[tuple[str, dict]], batch: int, length: int) -> str:
               "output shape", f"ms/forward (batch {batch})")
     lines = [header]
     for label, r in rows:
+        if r.get("not_built"):   # ecg_jax.models.UNAVAILABLE_MODELS says why
+            lines.append((label, "—", f"{r['reference']:,}", "not built", "—", "—", "—"))
+            continue
         lines.append((label, f"{r['params']:,}", f"{r['reference']:,}",
                       "yes" if r["match"] else "NO", f"{r['flops_per_window'] / 1e6:.2f}",
                       "x".join(map(str, r["output_shape"])), f"{r['ms_per_batch']:.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [f"Window length {length}, eval mode, {jax.default_backend()} backend"]
+    if any(r.get("not_built") for _, r in rows):
+        text.append("not built: the network's reference source is missing (ecg_jax.models.UNAVAILABLE_MODELS)")
     for n, line in enumerate(lines):
         text.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
         if n == 0:
@@ -107,9 +114,13 @@ def summarise_models(names: list[str], batch: int, length: int, repeats: int) ->
     if length < 16 or length % 16:
         raise ConfigError(f"--length must be a positive multiple of 16, got {length}")
     for name in names:
-        create_model(name)  # fail fast on an unknown name, before any compiling
+        if name not in UNAVAILABLE_MODELS:
+            create_model(name)  # fail fast on an unknown name, before any compiling
     rows = []
     for label, name, overrides in configurations(names):
+        if name in UNAVAILABLE_MODELS:
+            rows.append((label, {"reference": REFERENCE_PARAM_COUNTS[name], "not_built": True}))
+            continue
         rows.append((label, summarise(name, overrides, batch, length, repeats)))
         print(f"measured {label}", file=sys.stderr, flush=True)
     return format_table(rows, batch, length)
