@@ -22,11 +22,11 @@ from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
 from ecg_jax.train.members import Member, chunk_members, members_of
 
-# `loop="auto"` is the scanned epoch on every backend. On CPU it used to be the
-# host loop, while XLA:CPU ran the backward convolutions inside the scan's loop
-# body 15-30x slower; with their gradients in Eigen's layout (models/layers.py,
-# `conv1d`) the scan is now the faster of the two there too, and computes the
-# same bits (BENCHMARKS.md, "scan vs host on CPU").
+# `loop="auto"` is the scanned epoch on every backend: one dispatch per epoch.
+# On CPU it is also the faster loop and computes the host loop's bits, because
+# the backward convolutions are written in the layout XLA:CPU gives its Eigen
+# kernels inside loop bodies too (models/layers.py, `conv1d`; BENCHMARKS.md,
+# "scan vs host on CPU").
 AUTO_LOOP = "scan"
 # Members per device per program when `max_members_per_program=0` on CPU:
 # XLA:CPU runs a vmapped (grouped) convolution of k members slower than k
