@@ -321,10 +321,10 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -
     """
     with interrupts.resume_hint(f"rerun the same `scripts/reproduce.py ... --workdir {workdir}` command to resume "
                                 "(finished stages are skipped)"):
-        return _reproduce(config, workdir)
+        return _reproduce(config, workdir, published)
 
 
-def _reproduce(config: ml_collections.ConfigDict, workdir: str) -> dict[str, str]:
+def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> dict[str, str]:
     from ecg_jax import tables
 
     paper = resolve_config(config)
