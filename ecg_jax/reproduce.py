@@ -39,6 +39,7 @@ from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.train.experiment import method_id
+from ecg_jax.workdir import pin_data_source
 
 # The built-in configs (the package ecg_jax.configs: configs/ of a clone, linked in).
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -117,6 +118,10 @@ def _same_config(config: ml_collections.ConfigDict, path: str) -> bool:
         return False
     with open(path) as f:
         saved = json.load(f)
+    if config.data.source == "auto" and saved.get("data", {}).get("source") != "auto":
+        # A training workdir saves data.source "auto" as the source it used
+        # (workdir.pin_data_source): compare like with like.
+        config = pin_data_source(config.copy_and_resolve_references(), os.path.dirname(path))
     return not config_differences(saved, json.loads(config_to_json(config)), NOT_AFFECTING_RESULTS)
 
 

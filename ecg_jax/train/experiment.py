@@ -102,7 +102,8 @@ class Experiment:
         c = self.config
         return {
             "model": c.model,
-            "model_kwargs": c.model_kwargs.to_dict(),
+            # As the checkpoint stores it (JSON): kernels (17, 17, 7, 7) and [17, 17, 7, 7] are one config.
+            "model_kwargs": json.loads(json.dumps(c.model_kwargs.to_dict())),
             "members": [m.to_json() for m in chunk],
             "window": c.data.window,
             "batch_size": c.train.batch_size,
