@@ -18,7 +18,7 @@ The workdir after a run:
   members.json      the member list, its split into programs, and the memory plan
   metrics.jsonl     per-epoch, per-member training losses
   checkpoints/      orbax checkpoints, one manager per chunk
-  results.jsonl     test metrics, one row per member (ecg_jax/evaluation.py)
+  results.jsonl     test metrics, one row per member (train/scoring.py)
   examples.npz      first test window of every dataset: clean, noisy, denoised
 """
 
