@@ -8,6 +8,8 @@ import sys
 from typing import Callable, NoReturn
 
 from ecg_jax.errors import EcgJaxError
+from ecg_jax.process_settings import apply_for_command
+from ecg_jax.quiet_logs import quiet_orbax
 from ecg_jax.interrupts import (DEFAULT_PEER_TIMEOUT_S, JAX_HEARTBEAT_EXTRA_S, Interrupted, end_peer_watch,
                                 install_signal_handlers, interrupted_message, is_disk_full, settle_with_peers,
                                 watch_peers)
@@ -239,7 +241,8 @@ def _overrides_without_config_file() -> None:
 
 
 def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Callable[[list[str]], None]:
-    """Wrap an absl `main`: quiet logs, compilation cache, multi-process start (with
+    """Wrap an absl `main`: the config's process-global settings (`process_settings`), quiet logs,
+    compilation cache, multi-process start (with
     `distributed=True` and `define_distributed_flags()`), user errors as one line + exit 2.
 
     Errors of `--config FILE` and `--config.a.b=V` (config flags defined before
@@ -254,9 +257,12 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.WARNING)  # no INFO chatter from jax/orbax
-        configure_jax()
         install_signal_handlers()
         try:
+            # Process-global settings belong to the entry point: made here, before anything starts JAX.
+            apply_for_command(flags.FLAGS)
+            configure_jax()
+            quiet_orbax()
             if distributed:
                 f = flags.FLAGS
                 pin_cpu_thread_pool(f.num_processes)

@@ -169,6 +169,7 @@ def test_full_tmpfs_while_a_checkpoint_is_written_then_resume_on_a_nearly_full_d
     """A real 40 MiB tmpfs filled while chunk 1 trains; then a rerun with less free space than the
     whole run needs, but enough for what is still to be written."""
     from ecg_jax.config_utils import load_config_json
+    from ecg_jax.train.experiment import Experiment
     from ecg_jax.train.loop import checkpoint_bytes, written_checkpoint_bytes
 
     _, expected = reference
@@ -196,7 +197,7 @@ def test_full_tmpfs_while_a_checkpoint_is_written_then_resume_on_a_nearly_full_d
 
     # Leave less free space than the whole run's estimate, more than what is left to write plus the margin.
     config = load_config_json(str(workdir / "config.json"))
-    total, written = checkpoint_bytes(config), written_checkpoint_bytes(str(workdir))
+    total, written = checkpoint_bytes(Experiment.from_config(config)), written_checkpoint_bytes(str(workdir))
     assert written > 0
     os.remove(ballast)
     leave = total - written + disk_margin(total) + 2**20

@@ -19,11 +19,8 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 import time
-import warnings
 from typing import Any
 
 import jax
@@ -31,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ecg_jax import interrupts
+from ecg_jax import interrupts, quiet_logs
 from ecg_jax.errors import CheckpointError
 from ecg_jax.train import sharding
 from ecg_jax.train.engine import MemberState
@@ -42,72 +39,10 @@ def chunk_dir(workdir: str, chunk: int) -> str:
 
 
 def manager(directory: str, keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
-    _quiet_orbax()
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=False)  # synchronous: the state is small and must be on disk before we go on
     return ocp.CheckpointManager(directory, options=options, item_names=("state", "meta"))
-
-
-_quieted = False
-_abandoned_reads = False   # set once a restore or a save failed with reads or writes still pending
-
-
-def _from_orbax(tb) -> bool:
-    """Whether a traceback passes through orbax's code."""
-    marker = f"{os.sep}orbax{os.sep}"
-    while tb is not None:
-        if marker in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def _quiet_orbax() -> None:
-    """Silence what orbax and tensorstore print that a user cannot act on, at its source.
-
-    Orbax logs every manager creation, save and restore through absl. After a
-    failed read (a damaged checkpoint, which `restore` reports in one line),
-    its pending reads die later on a closed event loop: asyncio logs "exception
-    was never retrieved", Python prints unraisable exceptions and "coroutine
-    was never awaited" warnings, each with a page of tensorstore spec. All of
-    those, and only those, are dropped; other libraries' logs, warnings and
-    unraisable errors are kept.
-    """
-    global _quieted
-    if _quieted:
-        return
-    _quieted = True
-    orbax_path = f"{os.sep}orbax{os.sep}"
-
-    class DropOrbaxRecords(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            if orbax_path in record.pathname and record.levelno < logging.CRITICAL:
-                return False
-            if not record.exc_info:
-                return True
-            if _from_orbax(record.exc_info[2]):
-                return False
-            # A read that orbax abandoned when another read of the same restore failed can
-            # finish later, in tensorstore's C++, into a future nobody awaits: asyncio then
-            # logs "Future exception was never retrieved" with an exception that was never
-            # raised in Python (no traceback). Only after such a failed restore (or save).
-            return not (_abandoned_reads and record.name == "asyncio" and record.exc_info[1] is not None
-                        and record.exc_info[2] is None)
-
-    logging.getLogger("absl").addFilter(DropOrbaxRecords())
-    logging.getLogger("asyncio").addFilter(DropOrbaxRecords())
-    warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_device_put' was never awaited",
-                            category=RuntimeWarning)
-    previous_hook = sys.unraisablehook
-
-    def hook(unraisable) -> None:
-        exc = unraisable.exc_value
-        if (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed") or _from_orbax(unraisable.exc_traceback):
-            return
-        previous_hook(unraisable)
-
-    sys.unraisablehook = hook
 
 
 def param_shapes(params: Any) -> dict[str, list[int]]:
@@ -147,8 +82,7 @@ def save(mgr: ocp.CheckpointManager, epoch: int, state: MemberState, meta: dict)
             mgr.save(epoch, args=args)
             mgr.wait_until_finished()
         except BaseException:
-            global _abandoned_reads
-            _abandoned_reads = True   # the save's other writes fail later, unawaited: see _quiet_orbax
+            quiet_logs.note_abandoned_io()   # the save's other writes fail later, unawaited
             remove_unfinished_step(str(mgr.directory), epoch)
             raise
 
@@ -179,11 +113,10 @@ def _restore_item(mgr: ocp.CheckpointManager, epoch: int, item: str, handler, ar
     reaches it, and the processes' next collectives pair up wrongly: each
     then fails or waits forever. Handlers only read; the callers agree on
     success themselves (`sharding.any_process`)."""
-    global _abandoned_reads
     try:
         return handler.restore(mgr.directory / str(epoch) / item, args=args)   # an epath.Path
     except Exception:
-        _abandoned_reads = True   # its other reads may still fail later: see _quiet_orbax
+        quiet_logs.note_abandoned_io()   # its other reads may still fail later, unawaited
         raise
     finally:
         handler.close()

@@ -81,6 +81,13 @@ class Experiment:
         return cls(config, model, settings, resolve_loop(config.train.loop), sharding.member_mesh(),
                    members_of(config))
 
+    def with_train_windows(self, n_train: int) -> "Experiment":
+        """The same experiment with the schedule of `n_train` training windows (the prepared data's count,
+        which may differ from the config's nominal one); model, mesh and members are kept."""
+        settings = TrainSettings.from_config(self.config, n_train,
+                                             resolve_parallelism(self.config.train.member_parallelism))
+        return self if settings == self.settings else dataclasses.replace(self, settings=settings)
+
     @property
     def method(self) -> str:
         return method_id(self.config)

@@ -24,6 +24,7 @@ The workdir after a run:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -38,18 +39,15 @@ from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_dif
                                   load_config_json, resolve_config, save_config, write_text_atomic)
 from ecg_jax import interrupts
 from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.process_settings import check_gpu_determinism
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
 from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
-from ecg_jax.train.members import members_of
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.scoring import EvalProgram, score_chunk, write_examples
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
 from ecg_jax.workdir import bytes_under, claimed, pin_data_source, require_data
-
-GPU_DETERMINISM_FLAG = "--xla_gpu_deterministic_ops=true"
-
 
 is_main_process, log = sharding.is_main_process, sharding.log
 
@@ -74,21 +72,6 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> Non
                               + ". Resume with --workdir alone, or use a fresh workdir.")
 
 
-def apply_gpu_determinism(enabled: bool) -> None:
-    """`train.gpu_deterministic`: deterministic XLA GPU kernels, so resume is bit-exact on GPUs too.
-
-    XLA reads its flags when the backend starts, so this must run before
-    anything touches a device; scripts/train.py calls it first thing.
-    """
-    if not enabled or GPU_DETERMINISM_FLAG in os.environ.get("XLA_FLAGS", ""):
-        return
-    from jax._src import xla_bridge
-    if xla_bridge.backends_are_initialized():
-        raise ConfigError("train.gpu_deterministic=True must be set before JAX starts: "
-                          f"export XLA_FLAGS='{GPU_DETERMINISM_FLAG}' or pass it on the command line")
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {GPU_DETERMINISM_FLAG}".strip()
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        on_epoch_end: Callable[[int, int], None] | None = None) -> list[dict]:
     """Train every member of `config` (resuming if possible), evaluate, return result rows.
@@ -99,21 +82,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     config = resolve_config(config)
     check_trainable(config)
     config = pin_data_source(config, workdir if os.path.isdir(workdir) else None)
-    apply_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))
+    check_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))   # set by the entry point
     require_data(config, workdir)
     check_workdir_config(config, workdir)
     main = is_main_process()
+    experiment = Experiment.from_config(config)
     with interrupts.resume_hint(f"rerun `python scripts/train.py --workdir {workdir}` to resume"), \
-            claimed(workdir, checkpoint_bytes(config) if main else 0,
+            claimed(workdir, checkpoint_bytes(experiment) if main else 0,
                     written_bytes=written_checkpoint_bytes(workdir) if main else 0):
-        return _train_and_evaluate(config, workdir, main, on_epoch_end)
+        return _train_and_evaluate(experiment, workdir, main, on_epoch_end)
 
 
-def checkpoint_bytes(config) -> int:
+def checkpoint_bytes(experiment: Experiment) -> int:
     """What a run's checkpoints need on disk: parameters + two Adam moments per member, kept checkpoints + 1."""
-    n_params = Experiment.from_config(config).n_params()
-    members = len(members_of(config))
-    return 3 * 4 * n_params * members * (int(config.train.keep_checkpoints or 1) + 1)
+    keep = int(experiment.config.train.keep_checkpoints or 1)
+    return 3 * 4 * experiment.n_params() * len(experiment.members) * (keep + 1)
 
 
 def written_checkpoint_bytes(workdir: str) -> int:
@@ -121,15 +104,34 @@ def written_checkpoint_bytes(workdir: str) -> int:
     return bytes_under(os.path.join(workdir, "checkpoints"), skip=("damaged",))
 
 
-def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[dict]:
+@dataclasses.dataclass
+class _Run:
+    """What every chunk of one training run shares, built once by `_train_and_evaluate`."""
+
+    experiment: Experiment
+    program: TrainProgram
+    evaluator: EvalProgram
+    prepared: object                     # data.PreparedData
+    train_data: object                   # the replicated device arrays (device_data.split_arrays)
+    test_data: object
+    workdir: str
+    main: bool                           # process 0: the one that writes logs and results
+    metrics_log: MetricsLog | None
+    tensorboard: TensorBoardLog | None
+    progress: RunProgress | None
+    on_epoch_end: Callable[[int, int], None] | None
+
+
+def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end) -> list[dict]:
     from ecg_jax.data import data_card, prepare_data, write_data_card
     from ecg_jax.results import replace_rows
 
+    config = experiment.config
     tic = time.perf_counter()
     prepared = prepare_data(config)
     log(f"data: {prepared.source}, {prepared.n_train} train / {prepared.n_test} test windows "
         f"({time.perf_counter() - tic:.1f}s)")
-    experiment = Experiment.from_config(config, prepared.n_train)
+    experiment = experiment.with_train_windows(prepared.n_train)
     if main:
         card = data_card(prepared, config)
         if _read_json(os.path.join(workdir, "data_card.json")) != card:   # never rewritten unchanged
@@ -160,23 +162,24 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
         f"[{jax.default_backend()}], {experiment.n_params():,} parameters each")
 
     n_shapes = len({experiment.padded(c) for c in chunks})
-    program = program_for(n_shapes)
-    evaluator = EvalProgram.for_experiment(experiment, max_shapes=n_shapes)
-    metrics_log = MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None
-    tensorboard = TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None
+    run = _Run(
+        experiment, program_for(n_shapes), EvalProgram.for_experiment(experiment, max_shapes=n_shapes),
+        prepared, train_data, test_data, workdir, main,
+        metrics_log=MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None,
+        tensorboard=TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None,
+        progress=RunProgress(n_members * settings.steps_per_epoch * int(config.train.epochs)) if main else None,
+        on_epoch_end=on_epoch_end)
     rows, examples = [], {}
-    progress = RunProgress(n_members * settings.steps_per_epoch * int(config.train.epochs)) if main else None
     try:
         for ci, chunk in enumerate(chunks):
-            r, e = _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci,
-                                chunk, main, metrics_log, tensorboard, progress, on_epoch_end)
+            r, e = _train_chunk(run, ci, chunk)
             rows += r
             examples.update(e)
             if main and ci + 1 < len(chunks):   # a later fault (full disk, Ctrl-C) keeps this chunk's results
                 replace_rows(os.path.join(workdir, "results.jsonl"), r)
     finally:
-        if progress is not None:
-            progress.close()
+        if run.progress is not None:
+            run.progress.close()
 
     if main:
         write_examples(workdir, prepared, experiment.members, examples)
@@ -184,16 +187,15 @@ def _train_and_evaluate(config, workdir: str, main: bool, on_epoch_end) -> list[
     return rows
 
 
-def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data, workdir, ci, chunk, main,
-                 metrics_log, tensorboard, progress, on_epoch_end):
-    """Train (or resume) one chunk of members and score it: (result rows, example outputs)."""
-
+def _train_chunk(run: _Run, ci: int, chunk: list) -> tuple[list[dict], dict]:
+    """Train (or resume) chunk `ci` of members and score it: (result rows, example outputs)."""
+    experiment, workdir, main = run.experiment, run.workdir, run.main
     config, mesh = experiment.config, experiment.mesh
     n, n_pad = len(chunk), experiment.padded(chunk)
     if n_pad != n:
         log(f"chunk {ci}: padding {n} members to {n_pad} (a multiple of {experiment.n_devices} "
             f"devices) with copies of the first member; their results are discarded")
-    consts = experiment.chunk_consts(prepared, chunk)
+    consts = experiment.chunk_consts(run.prepared, chunk)
     directory = checkpoints.chunk_dir(workdir, ci)
     fingerprint = experiment.fingerprint(chunk)
     if main:   # before any process of this chunk saves: nothing is writing there now
@@ -207,17 +209,16 @@ def _train_chunk(experiment, program, evaluator, prepared, train_data, test_data
     else:
         start = 0
         tic = time.perf_counter()
-        state = jax.block_until_ready(program.init(experiment.chunk_seeds(chunk)))
+        state = jax.block_until_ready(run.program.init(experiment.chunk_seeds(chunk)))
         log(f"chunk {ci}: initialised {n} members ({time.perf_counter() - tic:.1f}s, compile included)")
-    if metrics_log is not None:
-        metrics_log.truncate_after(ci, start)
-    if progress is not None:
-        progress.skip(start * n * experiment.settings.steps_per_epoch)
-    state = _run_epochs(experiment, program, ci, chunk, state, consts, train_data, mgr, fingerprint,
-                        start, metrics_log, on_epoch_end, tensorboard, progress)
+    if run.metrics_log is not None:
+        run.metrics_log.truncate_after(ci, start)
+    if run.progress is not None:
+        run.progress.skip(start * n * experiment.settings.steps_per_epoch)
+    state = _run_epochs(run, ci, chunk, state, consts, mgr, fingerprint, start)
 
     # The epoch the state is at: a checkpoint past train.epochs (a run resumed with fewer) is scored as it is.
-    return score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator,
+    return score_chunk(experiment, run.prepared, chunk, state, consts, run.test_data, run.evaluator,
                        {"epochs": max(int(start), int(config.train.epochs))})
 
 
@@ -283,8 +284,10 @@ def plan_members_per_program(n: int, d: int, limit: int, measure: Callable[[int]
                                     "memory_fraction": MEMORY_FRACTION, **analysis}
 
 
-def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state: MemberState, consts,
-                train_data, mgr, fingerprint, start, metrics_log, on_epoch_end, tensorboard, progress) -> MemberState:
+def _run_epochs(run: _Run, ci: int, chunk: list, state: MemberState, consts, mgr, fingerprint: dict,
+                start: int) -> MemberState:
+    """Epochs `start`..train.epochs of chunk `ci`: compiled epochs, logs, divergence reports, checkpoints."""
+    experiment, metrics_log, progress = run.experiment, run.metrics_log, run.progress
     n = len(chunk)
     t, s = experiment.config.train, experiment.settings
     schedule = make_schedule(s)
@@ -294,7 +297,7 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
                              else f"in the first epoch of chunk {ci} (no checkpoint yet)")
     for e in range(start, t.epochs):
         tic = time.perf_counter()
-        state, losses = program.epoch(state, consts, train_data)
+        state, losses = run.program.epoch(state, consts, run.train_data)
         # The one host round-trip of an epoch: losses (members, steps) and divergence flags.
         losses, diverged = sharding.to_host((losses, state.diverged))
         losses, diverged = losses[:n], diverged[:n]
@@ -309,8 +312,8 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
         if metrics_log is not None:
             row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
             metrics_log.append(row)
-            if tensorboard is not None:
-                tensorboard.log_epoch(row)
+            if run.tensorboard is not None:
+                run.tensorboard.log_epoch(row)
         if progress is not None:
             progress.update(f"chunk {ci}", e + 1, t.epochs, s.steps_per_epoch * n, epoch_loss, seconds)
         due = (e + 1) % t.checkpoint_every == 0 or e + 1 == t.epochs
@@ -320,6 +323,6 @@ def _run_epochs(experiment: Experiment, program: TrainProgram, ci, chunk, state:
                                  (f" (checkpoint after epoch {saved})" if saved else " (no checkpoint yet)"))
         if due:
             checkpoints.save(mgr, e + 1, state, fingerprint)
-        if on_epoch_end is not None:
-            on_epoch_end(ci, e + 1)
+        if run.on_epoch_end is not None:
+            run.on_epoch_end(ci, e + 1)
     return state

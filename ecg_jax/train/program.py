@@ -16,14 +16,14 @@ An epoch is run in one of two ways over the same lifted step
                state, data and batch order stay on the devices and the host
                reads the losses once per epoch.
 
-Both compute the same bits on CPU (tests/test_train_loop.py). On CPU the
-host loop was the default until the convolutions' gradients were written in
-the layout XLA:CPU gives its Eigen kernels (models/layers.py, `conv1d`):
-before, XLA:CPU left them as generic loop nests inside loop bodies (`while`,
-hence `scan` and `lax.map`), 15-30x slower than at the top level of a program
-and rounded differently (jax-ml/jax#12868). Measured side by side in one run
-now, the scan is 1.4-1.5x the host loop's speed on CPU (BENCHMARKS.md,
-"scan vs host on CPU"); the host loop stays as a switch and in the tests.
+Both compute the same bits on CPU (tests/test_train_loop.py). That holds
+because the convolutions' gradients are written in the layout XLA:CPU gives
+its Eigen kernels (models/layers.py, `conv1d`): otherwise XLA:CPU leaves them
+as generic loop nests inside loop bodies (`while`, hence `scan` and
+`lax.map`), 15-30x slower than at the top level of a program and rounded
+differently (jax-ml/jax#12868). Measured side by side in one run, the scan is
+1.4-1.5x the host loop's speed on CPU (BENCHMARKS.md, "scan vs host on CPU");
+the host loop stays as a switch and in the tests.
 
 Each program is traced once per chunk shape; `guarded` (chex's
 `assert_max_traces` contract, counted per program) turns a silent retrace (a
@@ -84,29 +84,36 @@ class TrainProgram:
     per-step losses (members, steps), still on the devices.
     """
 
-    def __init__(self, model: nn.Module, s: TrainSettings, mesh, loop: str, max_shapes: int = 2):
+    def __init__(self, model: nn.Module, settings: TrainSettings, mesh, loop: str, max_shapes: int = 2):
         if loop not in LOOPS:
             raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
-        self.settings, self.mesh, self.loop = s, mesh, loop
-        par = s.member_parallelism
-        ms, rep = sharding.member_sharding(mesh), sharding.replicated_sharding(mesh)
-        # Every program is traced under the config's arithmetic policy (precision.py).
-        over = lambda fn, n_member, n_shared: sharding.over_devices(
-            with_policy(guarded(fn, max_shapes), s.precision, s.conv_input_rounding), mesh, n_member, n_shared)
+        self.settings, self.mesh, self.loop = settings, mesh, loop
+        parallelism = settings.member_parallelism
+        per_member = sharding.member_sharding(mesh)     # member-leading arrays, split over the mesh
+        replicated = sharding.replicated_sharding(mesh)  # the data and step indices: whole on every device
 
-        self._init = jax.jit(over(over_members(make_init_one(model, s), par, 1), 1, 0),
-                             in_shardings=(ms,), out_shardings=ms)
+        def lifted(fn, n_member_args: int, n_shared_args: int):
+            # Every program is traced under the config's arithmetic policy (precision.py).
+            policy = with_policy(guarded(fn, max_shapes), settings.precision, settings.conv_input_rounding)
+            return sharding.over_devices(policy, mesh, n_member_args, n_shared_args)
+
+        self._init = jax.jit(lifted(over_members(make_init_one(model, settings), parallelism, 1), 1, 0),
+                             in_shardings=(per_member,), out_shardings=per_member)
         if loop == "scan":
-            self._epoch = jax.jit(over(make_member_epoch(model, s), 2, 1),
-                                  in_shardings=(ms, ms, rep), out_shardings=ms, donate_argnums=0)
+            self._epoch = jax.jit(lifted(make_member_epoch(model, settings), 2, 1),
+                                  in_shardings=(per_member, per_member, replicated), out_shardings=per_member,
+                                  donate_argnums=0)
         else:
-            self._shuffle = jax.jit(over(over_members(make_shuffle_one(s), par, 1), 1, 1),
-                                    in_shardings=(ms, rep), out_shardings=ms, donate_argnums=0)
-            self._step = jax.jit(over(make_member_step(model, s), 3, 2),
-                                 in_shardings=(ms, ms, ms, rep, rep), out_shardings=ms, donate_argnums=0)
+            self._shuffle = jax.jit(lifted(over_members(make_shuffle_one(settings), parallelism, 1), 1, 1),
+                                    in_shardings=(per_member, replicated), out_shardings=per_member,
+                                    donate_argnums=0)
+            self._step = jax.jit(lifted(make_member_step(model, settings), 3, 2),
+                                 in_shardings=(per_member, per_member, per_member, replicated, replicated),
+                                 out_shardings=per_member, donate_argnums=0)
             # Step indices as device scalars made once: no host->device transfer per step.
-            self._step_index = [sharding.put_replicated(np.int32(i), mesh) for i in range(s.steps_per_epoch)]
-            self._stack = jax.jit(lambda losses: jnp.stack(losses, axis=1), out_shardings=ms)
+            self._step_index = [sharding.put_replicated(np.int32(i), mesh)
+                                for i in range(settings.steps_per_epoch)]
+            self._stack = jax.jit(lambda losses: jnp.stack(losses, axis=1), out_shardings=per_member)
 
     def init(self, seeds: jax.Array) -> MemberState:
         return self._init(seeds)
