@@ -8,7 +8,7 @@ Data flow, one folder or module per stage (README.md, "Layout"):
   baselines/     FFT, DWT (signed-max and universal thresholds), EMD
   metrics.py     RMSE, SNR, PRD, ... (jit-able, batch-first)
   results.py     results.jsonl rows shared by baselines and networks
-  tables.py      SNR/RMSE tables (HTML, Markdown, CSV); figures.py, report.py
+  report/        SNR/RMSE tables (HTML, Markdown, CSV) and figures
   reproduce.py   the whole benchmark in one call
   denoise/       weights -> denoise any recording (formats, resampling, overlap-add)
 """

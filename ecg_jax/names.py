@@ -3,7 +3,7 @@
 Results rows, tables, figures, CSV files and the model summary all name a
 method through `display_name`, so a network is spelled the same everywhere.
 The final revision's DACNN and ACDAE differ from the paper's networks of the
-same name, hence "(final)"; its own tables (ecg_jax/final_tables.py) print the
+same name, hence "(final)"; its own tables (ecg_jax/report/final.py) print the
 labels of the reference's README instead.
 """
 

@@ -269,7 +269,7 @@ def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: flo
 
 def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, experiments: list[str],
                   rows: list[dict]) -> dict[str, str]:
-    from ecg_jax import figures
+    from ecg_jax.report import figures
     from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
 
     paths: dict[str, str] = figures.plot_snr_curves_by_protocol(rows, out_dir)
@@ -316,7 +316,7 @@ def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
 def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -> dict[str, str]:
     """Run the whole grid of a paper config (configs/paper.py) in `workdir`; return the output paths.
 
-    `published` (tables.load_published): the tables show the published rows and
+    `published` (report.load_published): the tables show the published rows and
     our differences under ours.
 
     Keys: "html", "markdown", "csv" (tables), "snr_curves" (+ "_svg"),
@@ -330,7 +330,7 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -
 
 
 def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> dict[str, str]:
-    from ecg_jax import tables
+    from ecg_jax import report
 
     paper = resolve_config(config)
     experiments = experiment_ids(paper)
@@ -362,7 +362,7 @@ def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> di
 
     out_dir = os.path.join(workdir, TABLES_DIR)
     os.makedirs(out_dir, exist_ok=True)
-    paths = dict(stage("tables", tables.write_tables, rows, out_dir, None, published))
+    paths = dict(stage("tables", report.write_tables, rows, out_dir, None, published))
     with interrupts.disk_full_as_one_line(out_dir, "the figures"):
         paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
     timings["total"] = time.perf_counter() - t_all

@@ -1,4 +1,4 @@
-"""figures.py: the example figure and the SNR curves from small hand-made inputs (Agg, no pyplot)."""
+"""report/figures.py: the example figure and the SNR curves from small hand-made inputs (Agg, no pyplot)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ecg_jax import figures  # noqa: E402
+from ecg_jax.report import figures  # noqa: E402
 from ecg_jax.metrics import METRIC_NAMES  # noqa: E402
 from ecg_jax.results import make_row  # noqa: E402
 
@@ -217,7 +217,7 @@ def test_classical_methods_get_readable_labels():
 
 def test_snr_curves_are_drawn_per_revision(tmp_path):
     """A "first" FFT row and a "paper" FFT row of the same dataset never share one curve."""
-    from ecg_jax.figures import plot_snr_curves_by_protocol
+    from ecg_jax.report.figures import plot_snr_curves_by_protocol
     from ecg_jax.results import make_row
 
     def row(revision, snr_out):

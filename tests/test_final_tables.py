@@ -1,4 +1,4 @@
-"""The final revision's four tables (ecg_jax/final_tables.py), against hand-computed cells."""
+"""The final revision's four tables (ecg_jax/report/final.py), against hand-computed cells."""
 
 import json
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ecg_jax import tables
+from ecg_jax import report
 from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.results import append_rows, make_row
 
@@ -38,7 +38,7 @@ def by_kind(ts):
 
 
 def test_four_tables_in_the_readme_layout():
-    ts = by_kind(tables.build_tables(grid_rows()))
+    ts = by_kind(report.build_tables(grid_rows()))
     assert list(ts) == ["final_by_noise", "final_emb", "final_components", "final_ablation"]
     by_noise = ts["final_by_noise"]
     assert by_noise.column_labels == ("bw", "em", "ma", "emb")
@@ -67,8 +67,8 @@ def test_four_tables_in_the_readme_layout():
 
 
 def test_published_final_cells_and_differences():
-    published = tables.load_published(PUBLISHED)
-    ts = by_kind(tables.build_tables(grid_rows(), published=published))
+    published = report.load_published(PUBLISHED)
+    ts = by_kind(report.build_tables(grid_rows(), published=published))
     unet = next(r for r in ts["final_by_noise"].rows if r.method == "unet")
     (pub_label, shown), (diff_label, diff) = unet.comparisons
     # published.json final by_noise_at_-4, U-Net: SNR bw 6.89, em 6.33, ma 5.73, emb 5.33
@@ -90,7 +90,7 @@ def test_published_final_cells_and_differences():
 
 def test_final_rows_never_mix_with_paper_tables():
     rows = grid_rows() + [row("unet", "emb", -4, 0, 7.3, 0.2, revision="paper")]
-    ts = tables.build_tables(rows)
+    ts = report.build_tables(rows)
     paper = [t for t in ts if t.kind == "main"]
     assert len(paper) == 1 and [r.revision for r in paper[0].rows] == ["paper"]
 

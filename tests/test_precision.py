@@ -142,7 +142,7 @@ def test_config_validation_and_rows():
 
 def test_table_captions_name_the_precision():
     from ecg_jax.results import make_row
-    from ecg_jax.tables import build_tables
+    from ecg_jax.report import build_tables
 
     metrics = {"snr_db": 10.0, "rmse": 0.1, "snr_improvement_db": 14.0, "prd": 30.0, "ssd": 1.0, "mad": 0.5,
                "cosine": 0.9}

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ecg_jax import tables
+from ecg_jax import report
 from ecg_jax.errors import ConfigError
 from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.results import append_rows, key_of, make_row, read_rows, replace_rows, row_key, run_key
@@ -55,7 +55,7 @@ def test_emd_row_after_dwt_and_revisions_named():
             row("emd", -4, None, 3.0, 0.3, split="inter_patient", revision="final"),
             row("dwt", -4, None, 2.0, 0.3, split="inter_patient", revision="final")]
     # the final README's layout: by noise at -4 dB, emb, and the U-Net row of components and ablation
-    by_noise, t, components, ablation = tables.build_tables(rows)
+    by_noise, t, components, ablation = report.build_tables(rows)
     assert [r.label for r in components.rows] == ["U-Net"] and [r.label for r in ablation.rows] == ["Baseline (U-Net)"]
     assert [r.label for r in t.rows] == ["DWT", "EMD", "U-Net"] == [r.label for r in by_noise.rows]
     assert "emb" in t.title and 'Protocol revision: "final"' in t.caption
@@ -64,7 +64,7 @@ def test_emd_row_after_dwt_and_revisions_named():
 def test_mixed_revisions_get_a_row_each_labelled():
     rows = [row("fft", -4, None, -4.0, 0.5), row("fft", -4, None, 1.5, 0.4, revision="first"),
             row("unet", -4, 0, 7.0, 0.2), row("unet", -4, 1, 7.2, 0.2)]
-    t, = tables.build_tables(rows)
+    t, = report.build_tables(rows)
     assert [r.label for r in t.rows] == ["FFT [paper]", "FFT [first]", "U-Net [paper]"]
     assert [r.cells["snr_db"][0].text() for r in t.rows] == ["-4.0000", "1.5000", "7.1000 ± 0.1414"]
     assert "revisions paper + first" in t.title
@@ -75,16 +75,16 @@ def test_notes_say_why_cells_and_rows_are_empty():
     # a smoke-like run: emb only, one SNR level, two networks and FFT; U-Net also at -4 dB for one seed
     rows = [row("fft", 0, None, 1.0, 0.3), row("unet", 0, 0, 5.0, 0.2), row("dancer", 0, 0, 6.0, 0.1),
             row("unet", -4, 0, 3.0, 0.3)]
-    t, = tables.build_tables(rows)
+    t, = report.build_tables(rows)
     assert "Columns without numbers (-2, 2, 4 dB): these results scored only input SNR -4, 0 dB" in t.note
     assert "FFT at -4 dB; DANCER at -4 dB" in t.note
     assert "Rows without results (not run, or not in the results files read): DWT, DACNN, ACDAE, " \
            "AGS-UNet, CIADNet." in t.note
     assert "No tables for bw, ma, em" in t.note
-    md, html = tables.render_markdown([t]), tables.render_html([t])
+    md, html = report.render_markdown([t]), report.render_html([t])
     assert "*Note:* Columns without numbers" in md and '<p class="note">Note: Columns without numbers' in html
     full = [row("fft", s, None, 1.0, 0.3, noise=n) for n in ("emb", "bw", "ma", "em") for s in (-4, -2, 0, 2, 4)]
-    assert all("Columns" not in x.note and "No tables" not in x.note for x in tables.build_tables(full))
+    assert all("Columns" not in x.note and "No tables" not in x.note for x in report.build_tables(full))
 
 
 PUBLISHED = {
@@ -106,11 +106,11 @@ def compare_rows():
 def test_compare_published_rows_and_differences(tmp_path):
     path = tmp_path / "published.json"
     path.write_text(json.dumps(PUBLISHED))
-    published = tables.load_published(str(path))
+    published = report.load_published(str(path))
     assert {(p.kind, p.method, p.source, p.revision) for p in published} == {
         ("main", "fft", "", "first"), ("main", "unet", "A README", "paper"), ("main", "dacnn", "", "paper"),
         ("ablation", "ciadnet_base", "", "paper")}
-    main, ablation = tables.build_tables(compare_rows(), published=published)
+    main, ablation = report.build_tables(compare_rows(), published=published)
     fft_paper, fft_first, unet = main.rows
     assert fft_first.label == "FFT [first]"
     (pub_label, pub), (diff_label, diff) = fft_first.comparisons
@@ -125,24 +125,24 @@ def test_compare_published_rows_and_differences(tmp_path):
     assert diff["snr_db"] == ["+0.2000", "—", "+0.2500", "—", "—"] and diff["rmse"][2] == "-0.0100"
     assert "Published rows without a result of ours here: DACNN." in main.comparison_note
     assert ablation.rows[0].comparisons[1][1]["snr_db"][0] == "+0.1000"
-    md = tables.render_markdown([main])
+    md = report.render_markdown([main])
     assert "| ↳ published (A README) [revision paper] | 7.0000 ± 0.1000 | 8.0000 ± 0.1000 |" in md
     assert "| ↳ Δ ours − published | +0.2000 | — | +0.2500 | — | — |" in md
-    assert '<tr class="published"><td>↳ Δ ours − published</td><td>+0.2000</td>' in tables.render_html([main])
+    assert '<tr class="published"><td>↳ Δ ours − published</td><td>+0.2000</td>' in report.render_html([main])
     # without published numbers nothing is added
-    assert all(not r.comparisons for t in tables.build_tables(compare_rows()) for r in t.rows)
+    assert all(not r.comparisons for t in report.build_tables(compare_rows()) for r in t.rows)
 
 
 def test_load_published_errors(tmp_path):
     with pytest.raises(ConfigError, match="no published numbers at"):
-        tables.load_published(str(tmp_path / "missing.json"))
+        report.load_published(str(tmp_path / "missing.json"))
     (tmp_path / "bad.json").write_text(json.dumps({"emb": {"FFT": {"snr": [1.0, 2.0]}}}))
     with pytest.raises(ConfigError, match="not a published-numbers file"):
-        tables.load_published(str(tmp_path / "bad.json"))
+        report.load_published(str(tmp_path / "bad.json"))
 
 
 def test_shared_published_file_parses(published_json):
-    published = tables.load_published(str(published_json))
+    published = report.load_published(str(published_json))
     methods = {(p.kind, p.method) for p in published}
     assert {("main", m) for m in ("fft", "dwt", "unet", "dacnn", "acdae", "dancer", "ciadnet", "ags_unet")} <= methods
     assert {("ablation", m) for m in ("ciadnet_base", "ciadnet_channel", "ciadnet_spatial", "ciadnet")} <= methods

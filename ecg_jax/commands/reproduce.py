@@ -33,12 +33,12 @@ define_distributed_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from ecg_jax import tables
+    from ecg_jax import report
     from ecg_jax.reproduce import reproduce
 
     published = None
     if _COMPARE.value:  # read before any training, so a bad path fails at once
-        published = tables.load_published(os.path.normpath(_PUBLISHED.value or tables.DEFAULT_PUBLISHED))
+        published = report.load_published(os.path.normpath(_PUBLISHED.value or report.DEFAULT_PUBLISHED))
     paths = reproduce(_CONFIG.value, _WORKDIR.value, published=published)
     if not paths:  # not process 0 of a multi-process run
         return

@@ -13,10 +13,11 @@ counted in the captions. Writes into --out:
                                       flagged; one column per field, e.g.
                                       input_snr_db, output_snr_db, rmse_mv)
   snr_curves.{png,svg}                output vs input SNR (one file per
-                                      split/source when the rows mix them:
-                                      snr_curves_<split>_<source>.{png,svg})
+                                      split/source/revision when the rows
+                                      mix them: snr_curves_<split>_<source>_
+                                      <revision>.{png,svg})
   example_<noise>_<snr>dB.{png,svg}   only when a results directory holds an
-                                      examples.npz (see figures.load_examples);
+                                      examples.npz (see report.examples);
                                       unreadable files are skipped with a warning
 and prints the Markdown tables.
 
@@ -34,10 +35,9 @@ import sys
 
 from absl import flags
 
-from ecg_jax import tables
+from ecg_jax import report
 from ecg_jax.config_utils import as_list
 from ecg_jax.errors import ConfigError
-from ecg_jax.report import write_report
 from ecg_jax.results import read_rows
 
 FLAGS = flags.FLAGS
@@ -45,7 +45,7 @@ flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (co
 flags.DEFINE_string("out", "", "output directory for tables and figures")
 flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
 flags.DEFINE_enum("compare", None, ["published"], "add published numbers and our differences to the tables")
-flags.DEFINE_string("published", tables.DEFAULT_PUBLISHED, "published.json for --compare published")
+flags.DEFINE_string("published", report.DEFAULT_PUBLISHED, "published.json for --compare published")
 
 
 def main(argv: list[str]) -> None:
@@ -58,11 +58,11 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--out is required (output directory)")
     if FLAGS.epoch is not None and FLAGS.epoch < 0:
         raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
-    published = tables.load_published(os.path.normpath(FLAGS.published)) if FLAGS.compare else None
-    markdown, written = write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
+    published = report.load_published(os.path.normpath(FLAGS.published)) if FLAGS.compare else None
+    markdown, written = report.write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
     if published is not None:
         # the same tables again, with the published rows under ours
-        md_path = tables.write_tables(read_rows(paths), FLAGS.out, epoch=FLAGS.epoch, published=published)["markdown"]
+        md_path = report.write_tables(read_rows(paths), FLAGS.out, epoch=FLAGS.epoch, published=published)["markdown"]
         with open(md_path) as f:
             markdown = f.read()
     print(markdown, end="")

@@ -16,8 +16,8 @@ page (6.5 in wide) with a colour-blind-safe palette (Okabe & Ito).
     methods apart without colour, an "output = input" reference line and one
     legend below the panels.
 
-`load_examples` reads the example windows that evaluation and training write
-(examples.npz, two layouts) without ever failing on a bad file.
+The example windows of a training workdir (examples.npz) are read by
+examples.py.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ecg_jax.config_utils import NOISE_TYPES
+from ecg_jax.report.captions import NOISE_DESCRIPTIONS
+from ecg_jax.report.select import group_by_protocol, is_diverged, select_rows
 from ecg_jax.results import ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
-from ecg_jax.tables import NOISE_DESCRIPTIONS, group_by_protocol, is_diverged, select_rows
 
 PAGE_WIDTH_IN = 6.5
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every
@@ -232,10 +233,10 @@ def snr_curve_series(rows: list[dict], methods: list[str] | None = None,
                      epoch: int | None = None) -> dict[str, dict[str, Series]]:
     """{noise_type: {method: Series}}: exactly the numbers `plot_snr_curves` draws.
 
-    One row per run as in the tables (`tables.select_rows`: each run's final
+    One row per run as in the tables (`select.select_rows`: each run's final
     epoch, or with `epoch=N` its row scored at epoch N). Means and sample stds
     over the runs of each (method, noise type, input SNR), diverged runs
-    (`tables.is_diverged`) left out; levels without such a run are dropped.
+    (`select.is_diverged`) left out; levels without such a run are dropped.
     `methods=None` means `curve_methods(rows)`.
     """
     rows = [r for r in select_rows(rows, epoch) if not is_diverged(r)]
@@ -351,7 +352,7 @@ def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
     """Output SNR against input SNR, one panel per noise type (two columns), ±std error bars over seeds.
 
     `rows` must come from one split protocol and data source (see
-    tables.group_by_protocol). A method keeps its colour, marker and line
+    select.group_by_protocol). A method keeps its colour, marker and line
     style (dashed with open markers for classical baselines) in every panel;
     one shared legend sits below the panels, with a dotted "output = input"
     line for reference. Points of neighbouring methods are nudged apart by a
@@ -360,125 +361,3 @@ def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
     written paths (PNG, SVG) at page width (6.5 in).
     """
     return _save(snr_curve_figure(rows, title, methods, epoch), path_stem)
-
-
-# ------------------------------------------------------------ example windows
-
-@dataclass
-class Example:
-    """One test window with its noisy input and the outputs of one or more methods."""
-
-    clean: np.ndarray                  # (L, C) mV
-    noisy: np.ndarray                  # (L, C) mV
-    outputs: dict[str, np.ndarray]     # display name -> (L, C)
-    noise_type: str
-    snr_db: float
-    fs: float = 360.0
-
-
-_META_KEYS = {"clean", "noisy", "noise_type", "snr_db", "fs"}
-
-
-def _scalar(z, key: str, default):
-    return z[key].item() if key in z.files and z[key].ndim == 0 else default
-
-
-def load_examples(path: str, method: str | None = None, prefer: tuple[str, float] = ("emb", 0.0),
-                  warn=lambda msg: None) -> list[Example]:
-    """Example windows from an examples.npz; never raises for a bad file (returns [] and warns).
-
-    Two layouts are understood:
-      - evaluation layout: "clean", "noisy" (L, C) and one (L, C) array per
-        method display name (a method id such as "unet" is mapped to its display
-        name), plus 0-d "noise_type", "snr_db" and optional "fs";
-      - training-workdir layout: "clean", "noisy/{noise}/{snr}" and
-        "denoised/{noise}/{snr}/{seed}", all from one method, which must be
-        given as `method` (an id). Only one dataset is taken: `prefer` if present,
-        else the first in protocol order, with the lowest seed's output.
-    Arrays whose shape differs from "clean" are skipped with a warning.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "clean" not in z.files:
-                warn(f"{path}: no 'clean' array; skipped")
-                return []
-            if "noisy" in z.files:
-                ex = _evaluation_layout(z, path, warn)
-            else:
-                ex = _workdir_layout(z, path, method, prefer, warn)
-    except (OSError, ValueError, KeyError) as e:
-        warn(f"{path}: unreadable examples file ({e}); skipped")
-        return []
-    return [ex] if ex is not None else []
-
-
-def _check_shape(name: str, arr: np.ndarray, shape: tuple, path: str, warn) -> bool:
-    if arr.shape != shape or not np.issubdtype(arr.dtype, np.number):
-        warn(f"{path}: {name!r} has shape {arr.shape}, expected {shape}; skipped")
-        return False
-    return True
-
-
-def _evaluation_layout(z, path: str, warn) -> Example | None:
-    clean = np.asarray(z["clean"], float)
-    if clean.ndim != 2:
-        warn(f"{path}: 'clean' has shape {clean.shape}, expected (L, C); skipped")
-        return None
-    if not _check_shape("noisy", z["noisy"], clean.shape, path, warn):
-        return None
-    outputs = {display_name(k): np.asarray(z[k], float) for k in z.files
-               if k not in _META_KEYS and _check_shape(k, z[k], clean.shape, path, warn)}
-    return Example(clean, np.asarray(z["noisy"], float), outputs,
-                   str(_scalar(z, "noise_type", "unknown noise")),
-                   float(_scalar(z, "snr_db", math.nan)), float(_scalar(z, "fs", 360.0)))
-
-
-def _workdir_layout(z, path: str, method: str | None, prefer, warn) -> Example | None:
-    clean = np.asarray(z["clean"], float)
-    datasets = []
-    for k in z.files:
-        parts = k.split("/")
-        if parts[0] == "noisy" and len(parts) == 3:
-            try:
-                datasets.append((parts[1], float(parts[2]), k))
-            except ValueError:
-                continue
-    if not datasets:
-        warn(f"{path}: no 'noisy' or 'noisy/<noise>/<snr>' window; skipped")
-        return None
-    if method is None:
-        warn(f"{path}: training-workdir layout but the method is unknown (results of one method "
-             f"expected beside it); skipped")
-        return None
-    order = {t: i for i, t in enumerate(NOISE_TYPES)}
-    datasets.sort(key=lambda d: (d[:2] != (prefer[0], float(prefer[1])), order.get(d[0], 99), d[1]))
-    nt, snr, noisy_key = datasets[0]
-    prefix = f"denoised/{noisy_key.split('/', 1)[1]}/"
-    seeds = sorted((k for k in z.files if k.startswith(prefix)), key=lambda k: _seed_of(k))
-    if not _check_shape(noisy_key, z[noisy_key], clean.shape, path, warn):
-        return None
-    outputs = {}
-    if seeds and _check_shape(seeds[0], z[seeds[0]], clean.shape, path, warn):
-        outputs[display_name(method)] = np.asarray(z[seeds[0]], float)
-    return Example(clean, np.asarray(z[noisy_key], float), outputs, nt, snr)
-
-
-def _seed_of(key: str) -> float:
-    try:
-        return float(key.rsplit("/", 1)[1])
-    except ValueError:
-        return math.inf
-
-
-def merge_examples(examples: list[Example]) -> list[Example]:
-    """Merge examples of the same dataset and the same clean/noisy window into one figure each."""
-    merged: list[Example] = []
-    for ex in examples:
-        for m in merged:
-            if ((m.noise_type, m.snr_db) == (ex.noise_type, ex.snr_db) and m.clean.shape == ex.clean.shape
-                    and np.allclose(m.clean, ex.clean) and np.allclose(m.noisy, ex.noisy)):
-                m.outputs.update(ex.outputs)
-                break
-        else:
-            merged.append(Example(ex.clean, ex.noisy, dict(ex.outputs), ex.noise_type, ex.snr_db, ex.fs))
-    return merged

@@ -1,4 +1,4 @@
-"""Tables and figures from any set of results.jsonl files, in one folder (scripts/make_tables.py).
+"""Tables and figures from any set of results.jsonl files, in one folder (`ecg-jax tables`).
 
     markdown, written = write_report(["runs/baselines", "runs/unet"], "tables/")
 
@@ -6,9 +6,9 @@ Each run (results.run_key) is shown at its final epoch, or with `epoch=N` at
 epoch N; diverged runs are left out of mean ± std and counted in the captions.
 Written: tables.html, tables.md and runs.csv (every used run's numbers, one
 column per field: input_snr_db, output_snr_db, rmse_mv, ...), snr_curves
-(PNG, SVG; one per split/source when the rows mix them) and, when a results
-folder holds an examples.npz, example_<noise>_<snr>dB figures (unreadable
-files are skipped with a warning).
+(PNG, SVG; one per split/source/revision when the rows mix them) and, when a
+results folder holds an examples.npz, example_<noise>_<snr>dB figures
+(unreadable files are skipped with a warning).
 """
 
 from __future__ import annotations
@@ -16,8 +16,14 @@ from __future__ import annotations
 import os
 import sys
 
-from ecg_jax import figures, results, tables
+from ecg_jax import results
+from ecg_jax.config_utils import write_text_atomic
 from ecg_jax.errors import ConfigError
+from ecg_jax.report import examples, figures
+from ecg_jax.report.build import build_tables
+from ecg_jax.report.published import PublishedRow
+from ecg_jax.report.render import render_html, render_markdown, runs_csv_text
+from ecg_jax.report.select import network_epochs, select_rows
 
 
 def warn(msg: str) -> None:
@@ -25,9 +31,27 @@ def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+def write_tables(rows: list[dict], out_dir: str, epoch: int | None = None,
+                 published: list[PublishedRow] | None = None) -> dict[str, str]:
+    """tables.html, tables.md and runs.csv in `out_dir`; returns {"html", "markdown", "csv"} paths.
+
+    Each run contributes its final epoch's row, or with `epoch=N` its row
+    scored at epoch N (see `select.select_rows`); runs.csv lists exactly those
+    rows, diverged ones included.
+    """
+    tables = build_tables(rows, epoch=epoch, published=published)
+    paths = {"html": os.path.join(out_dir, "tables.html"),
+             "markdown": os.path.join(out_dir, "tables.md"),
+             "csv": os.path.join(out_dir, "runs.csv")}
+    write_text_atomic(paths["html"], render_html(tables))
+    write_text_atomic(paths["markdown"], render_markdown(tables))
+    write_text_atomic(paths["csv"], runs_csv_text(select_rows(rows, epoch)))
+    return paths
+
+
 def write_example_figures(result_paths: list[str], out_dir: str) -> list[str]:
     """One example figure per (noise type, SNR) of the examples.npz files beside `result_paths`."""
-    examples = []
+    found = []
     for p in result_paths:
         folder = p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p))
         npz = os.path.join(folder, "examples.npz")
@@ -37,10 +61,10 @@ def write_example_figures(result_paths: list[str], out_dir: str) -> list[str]:
         # from the folder's results when they hold exactly one method.
         methods = {r["method"] for r in results.read_rows([p])}
         method = methods.pop() if len(methods) == 1 else None
-        examples += figures.load_examples(npz, method=method, warn=warn)
+        found += examples.load_examples(npz, method=method, warn=warn)
     written = []
     used_stems: set[str] = set()
-    for ex in figures.merge_examples(examples):
+    for ex in examples.merge_examples(found):
         stem = f"example_{ex.noise_type}_{ex.snr_db:g}dB"
         k = 2
         while stem in used_stems:
@@ -66,12 +90,12 @@ def write_report(result_paths: list[str], out_dir: str, epoch: int | None = None
     if epoch is not None:
         networks = [r for r in rows if r["seed"] is not None]
         if networks and not any(r.get("epochs") == epoch for r in networks):
-            have = tables.network_epochs(networks)
+            have = network_epochs(networks)
             raise ConfigError(f"no network results scored at epoch {epoch} in {', '.join(result_paths)}; "
                               f"epochs present: {', '.join(map(str, have)) if have else 'none recorded'}")
     os.makedirs(out_dir, exist_ok=True)
 
-    written = list(tables.write_tables(rows, out_dir, epoch=epoch).values())
+    written = list(write_tables(rows, out_dir, epoch=epoch).values())
     written += list(figures.plot_snr_curves_by_protocol(rows, out_dir, epoch=epoch).values())
     written += write_example_figures(result_paths, out_dir)
 
