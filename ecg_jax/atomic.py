@@ -2,14 +2,22 @@
 
 A reader never sees a half-written file, and a crash leaves the old file (or
 none) in place; a full disk is one line naming the folder and the file
-(`interrupts.DiskFullError`). Used by the data cache, the data export, weights
-files, model cards and denoised outputs.
+(`interrupts.DiskFullError`). Every replace-style write of ecg-jax goes through
+here: `write_text_atomic` and `save_npz_atomic` for whole files (configs, cards,
+the data cache and export, weights files, benchmark results), `atomic_path` for
+writers that stream into the temporary file themselves (results.jsonl, the
+epochs kept of metrics.jsonl, the denoiser's plot), `temp_beside` for the
+denoiser's outputs (`denoise.signals.Writer`, which renames a WFDB record's two
+files together). Appends (metrics.jsonl, results rows) are not replaced and
+do not come here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from typing import Iterator
 
 
 def temp_beside(final_path: str, prefix: str = ".tmp-") -> str:
@@ -28,19 +36,31 @@ def temp_beside(final_path: str, prefix: str = ".tmp-") -> str:
     return tmp
 
 
+@contextlib.contextmanager
+def atomic_path(final_path: str, prefix: str | None = None) -> Iterator[str]:
+    """Yield a temporary path beside `final_path` (`temp_beside`) to write to; on success it is
+    os.replace'd onto `final_path`, on any failure (an exception, Ctrl-C) removed.
+
+    For writers that stream into a file themselves; the body may also refuse the
+    replace by raising. A full disk is not translated here: wrap the block in
+    `interrupts.disk_full_as_one_line` with what the caller is writing.
+    """
+    tmp = temp_beside(final_path, os.path.basename(final_path) + ".tmp-" if prefix is None else prefix)
+    try:
+        yield tmp
+        os.replace(tmp, final_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_text_atomic(path: str, text: str) -> None:
     """Write `text` to `path` atomically (the temporary file is removed if writing fails; a full
     disk is one line naming the file)."""
-    with _disk_full_names(path):
-        tmp = temp_beside(path, os.path.basename(path) + ".")
-        try:
-            with open(tmp, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with _disk_full_names(path), atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
 
 
 def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
@@ -48,18 +68,11 @@ def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
     `path` while writing is left alone (FileExistsError): nothing is silently rewritten."""
     import numpy as np
 
-    with _disk_full_names(path):
-        tmp = temp_beside(path, os.path.basename(path) + ".")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            if not overwrite and os.path.exists(path):
-                raise FileExistsError(f"{path} appeared while writing; refusing to overwrite it")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with _disk_full_names(path), atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(f"{path} appeared while writing; refusing to overwrite it")
 
 
 def _disk_full_names(path: str):

@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Callable, NoReturn
 
-from ecg_jax.errors import EcgJaxError
+from ecg_jax.errors import EcgJaxError, one_line
 from ecg_jax.process_settings import apply_for_command
 from ecg_jax.quiet_logs import quiet_orbax
 from ecg_jax.interrupts import (DEFAULT_PEER_TIMEOUT_S, JAX_HEARTBEAT_EXTRA_S, Interrupted, end_peer_watch,
@@ -205,7 +205,7 @@ def _default_config_error(path: str, e: Exception) -> str:
         known = field_paths(module.get_config(arg or None))
     except Exception:  # noqa: BLE001 -- the default file itself is broken: `e` says why
         known = []
-    return (_unknown_override(known, sys.argv[1:], "config") if known else None) or f"--config: {_one_line(e)}"
+    return (_unknown_override(known, sys.argv[1:], "config") if known else None) or f"--config: {one_line(e, typed=False)}"
 
 
 def _unknown_override(known: list[str], argv: list[str], name: str) -> str | None:
@@ -279,7 +279,7 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
                 _stop_multiprocess_with_traceback()
                 raise
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            _stop(f"error: no space left on the device{where}: {_one_line(e)}; free some space and rerun", 2)
+            _stop(f"error: no space left on the device{where}: {one_line(e, typed=False)}; free some space and rerun", 2)
 
     return wrapped
 
@@ -377,7 +377,7 @@ def _wrap_override_flags(config_flag) -> None:
 
 def _flag_error(flag, argument, e: Exception) -> str:
     """`--config.train.epochs=abc`: absl's "flag --config.train.epochs=abc: invalid literal ..." on one line."""
-    message = _one_line(e)
+    message = one_line(e, typed=False)
     return message[len("flag "):] if message.startswith("flag --") else f"--{flag.name}={argument}: {message}"
 
 
@@ -405,13 +405,3 @@ def _config_file_error(flag, argument, e: Exception) -> str:
 def _last_line(e: BaseException) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[-1] if lines else type(e).__name__
-
-
-def _one_line(e: BaseException) -> str:
-    """An exception's message on one line: a multi-line one (a config file's traceback, ml_collections'
-    "did you mean" KeyError, a file that did not load) as its first and last lines."""
-    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    if not lines:
-        return type(e).__name__
-    return lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"

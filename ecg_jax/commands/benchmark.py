@@ -40,6 +40,7 @@ import jax
 import numpy as np
 from absl import flags
 
+from ecg_jax.atomic import write_text_atomic
 from ecg_jax.cli import XLA_CACHE_ENV
 from ecg_jax.errors import ConfigError
 from ecg_jax.models import create_model
@@ -216,10 +217,7 @@ def print_predictions(pred: dict) -> None:
 
 
 def write_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=1))
 
 
 def main(argv):

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, RAW_NOISE_TYPES
 from ecg_jax.errors import ConfigError
+from ecg_jax.normalization import denormalize, normalize  # noqa: F401  (re-exported: callers import them here)
 
 Array = jax.Array
 
@@ -144,21 +145,3 @@ def channel_stats(x: Array) -> tuple[Array, Array]:
     mean = jnp.mean(per_channel, axis=-1)
     std = jnp.sqrt(jnp.mean(jnp.square(per_channel - mean[:, None]), axis=-1))
     return mean, std
-
-
-def _safe_std(std: Array) -> Array:
-    # A constant channel has std 0; dividing by 1 instead keeps it finite and
-    # normalize/denormalize exact inverses of each other.
-    return jnp.where(std > 0, std, 1.0)
-
-
-@jax.jit
-def normalize(x: Array, mean: Array, std: Array) -> Array:
-    """(x - mean) / std per channel (last axis)."""
-    return (x - mean) / _safe_std(std)
-
-
-@jax.jit
-def denormalize(x: Array, mean: Array, std: Array) -> Array:
-    """x * std + mean per channel: the inverse of `normalize`."""
-    return x * _safe_std(std) + mean

@@ -41,6 +41,7 @@ from ecg_jax.denoise.resampling import MODEL_FS, Ratio, resample_span
 from ecg_jax.denoise.signals import NEEDS_FS, Recording, Writer, array_recording, extension, to_mv_factor
 from ecg_jax.denoise.weights import SHIPPED_WEIGHTS
 from ecg_jax.errors import DenoiseInputError, EcgJaxError
+from ecg_jax.normalization import apply_in_mv
 
 WINDOW = 256          # samples per network input (at 360 Hz)
 CHANNELS = 2          # leads per network input
@@ -71,7 +72,6 @@ def ensemble_window_fn(model, variables_stacked, mean, std) -> WindowFn:
     """
     mean = jnp.asarray(mean, jnp.float32)
     std = jnp.asarray(std, jnp.float32)
-    std = jnp.where(std > 0, std, 1.0)   # a constant training channel: as ecg_jax.data.noise.normalize
     variables = jax.tree_util.tree_map(jnp.asarray, variables_stacked)
     k = int(mean.shape[0])
 
@@ -79,7 +79,7 @@ def ensemble_window_fn(model, variables_stacked, mean, std) -> WindowFn:
     def run(variables, mean, std, x):
         def one(total, member):
             v, m, s = member
-            return total + model.apply(v, (x - m) / s, train=False) * s + m, None
+            return apply_in_mv(model, v, x, m, s, plus=total), None
         total, _ = jax.lax.scan(one, jnp.zeros_like(x), (variables, mean, std))
         return total / k
 

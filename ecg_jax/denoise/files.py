@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
 import numpy as np
 
-from ecg_jax.atomic import temp_beside
+from ecg_jax.atomic import atomic_path
 from ecg_jax.denoise.core import check_amplitude, load_denoiser
-from ecg_jax.denoise.signals import Recording, check_output_path, one_line, open_recording, open_writer
+from ecg_jax.denoise.signals import Recording, check_output_path, open_recording, open_writer
 from ecg_jax.denoise.signals import output_path as output_path_of
+from ecg_jax.errors import DenoiseInputError, one_line
 from ecg_jax.interrupts import disk_full_as_one_line
-from ecg_jax.errors import DenoiseInputError
 
 PLOT_SECONDS = 10.0
 
@@ -42,8 +43,7 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     tic = time.perf_counter()
     shown = max(1, min(recording.n_samples, int(PLOT_SECONDS * recording.fs)))
     first: list[np.ndarray] = []
-    plot_tmp = None
-    try:
+    with contextlib.ExitStack() as plot_file:   # the plot's temporary file, renamed after the output's commit
         with disk_full_as_one_line(os.path.dirname(os.path.abspath(output_path)), os.path.basename(output_path)), \
                 open_writer(output_path, recording, recording.n_samples) as writer:
             for block in denoiser.blocks(recording, progress=progress):
@@ -52,16 +52,10 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
                     first.append(block[:shown])
             if plot:
                 try:
-                    plot_tmp = temp_beside(plot, ".plot-")
+                    plot_tmp = plot_file.enter_context(atomic_path(plot, ".plot-"))
                     plot_comparison(plot_tmp, recording, np.concatenate(first)[:shown])
                 except OSError as e:
                     raise DenoiseInputError(f"cannot write the plot {plot}: {one_line(e)}") from None
-        if plot_tmp:
-            os.replace(plot_tmp, plot)
-            plot_tmp = None
-    finally:
-        if plot_tmp and os.path.exists(plot_tmp):
-            os.remove(plot_tmp)
     return {"input": input_path, "output": output_path, "samples": recording.n_samples, "leads": recording.n_leads,
             "fs": recording.fs, "seconds": recording.n_samples / recording.fs,
             "wall_s": time.perf_counter() - tic}

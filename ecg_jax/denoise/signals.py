@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from ecg_jax.atomic import temp_beside
-from ecg_jax.errors import DenoiseInputError
+from ecg_jax.errors import DenoiseInputError, one_line
 
 INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")
 OUTPUT_EXTENSIONS = (".csv", ".npy", ".hea")
@@ -77,12 +77,6 @@ class Recording:
 
 def extension(path: str) -> str:
     return os.path.splitext(path)[1].lower()
-
-
-def one_line(e: BaseException) -> str:
-    """"Type: first line of the message" for a one-line error."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> Recording:

@@ -24,7 +24,7 @@ import numpy as np
 from flax import traverse_util
 
 from ecg_jax.atomic import save_npz_atomic
-from ecg_jax.errors import EcgJaxError
+from ecg_jax.errors import EcgJaxError, one_line
 
 # The shipped weights and their model card (dancer.json beside them): weights/ of a clone, linked into
 # the package as ecg_jax/weights, so one path works in a clone and installed.
@@ -104,7 +104,7 @@ def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, di
                     variables[collection] = traverse_util.unflatten_dict(flat, sep="/")
             mean, std = np.asarray(data["norm_mean"], np.float32), np.asarray(data["norm_std"], np.float32)
         except Exception as e:  # noqa: BLE001 - a damaged member of the archive: one line
-            raise WeightsError(f"{path} is damaged ({_one_line(e)})") from None
+            raise WeightsError(f"{path} is damaged ({one_line(e)})") from None
     if "params" not in variables:
         raise WeightsError(f"{path} holds no parameters")
     sizes = {np.shape(v)[0] if np.ndim(v) else None for v in jax.tree_util.tree_leaves(variables)}
@@ -152,11 +152,6 @@ def _describe(shape_dtype) -> str:
     return f"{dtype} {list(shape)} per member"
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
-
-
 def _open(path: str):
     if not os.path.exists(path):
         raise WeightsError(f"weights file {path} does not exist")
@@ -176,7 +171,7 @@ def _open(path: str):
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - whatever numpy raises for a file that is not an npz
-        raise WeightsError(f"{path} is not a weights file ({_one_line(e)})") from None
+        raise WeightsError(f"{path} is not a weights file ({one_line(e)})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):   # a .npy array saved under a .npz name
         raise WeightsError(f"{path} is not a weights file: it holds one array, not an .npz archive")
     return data
@@ -189,7 +184,7 @@ def _meta(data, path: str) -> dict:
     try:
         meta = json.loads(str(data["meta"]))
     except Exception as e:  # noqa: BLE001 - damaged archive member or JSON
-        raise WeightsError(f"{path}: its meta is not readable JSON ({_one_line(e)})") from None
+        raise WeightsError(f"{path}: its meta is not readable JSON ({one_line(e)})") from None
     if not isinstance(meta, dict):
         raise WeightsError(f"{path}: its meta is not a JSON object")
     if meta.get("format") != FORMAT or not isinstance(meta.get("format_version", 0), int) \

@@ -52,6 +52,7 @@ import optax
 
 from ecg_jax.data.noise import channel_stats, mix_at_snr, normalize
 from ecg_jax.errors import ConfigError
+from ecg_jax.normalization import apply_in_mv
 from ecg_jax.train.engine import MemberState, _all_finite, variables_of
 
 RAW_NOISE = ("bw", "em", "ma")
@@ -188,7 +189,7 @@ def make_validation(model, mean, std, batch: int = 256):
 
     @jax.jit
     def one(variables, noisy):
-        return model.apply(variables, normalize(noisy, mean, std), train=False) * jnp.where(std > 0, std, 1) + mean
+        return apply_in_mv(model, variables, noisy, mean, std)
 
     def score(params, batch_stats, clean, noisy):
         gains = []

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ecg_jax.atomic import atomic_path
+
 
 def _fmt_time(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
@@ -105,16 +107,9 @@ class MetricsLog:
             if row.get("chunk") == chunk and row.get("epoch", 0) > epoch:
                 continue
             keep.append(line if line.endswith("\n") else line + "\n")
-        tmp = self.path + ".tmp"
-        with self._disk_full("the metrics of the epochs kept"):
-            try:
-                with open(tmp, "w") as f:
-                    f.writelines(keep)
-                os.replace(tmp, self.path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
+        with self._disk_full("the metrics of the epochs kept"), atomic_path(self.path) as tmp:
+            with open(tmp, "w") as f:
+                f.writelines(keep)
 
     def append(self, row: dict) -> None:
         # A line cut by a full disk is skipped when read back (`truncate_after`).

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.atomic import save_npz_atomic
-from ecg_jax.data.noise import denormalize, normalize
 from ecg_jax.metrics import METRIC_NAMES, window_metrics
+from ecg_jax.normalization import apply_in_mv
 from ecg_jax.results import make_row
 from ecg_jax.train import sharding
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
@@ -47,9 +47,7 @@ log = sharding.log
 def make_denoise(model: nn.Module) -> Callable:
     """`denoise(params, batch_stats, consts_one, noisy (B,L,C)) -> denoised (B,L,C)` in mV."""
     def denoise(params, batch_stats, consts: MemberConsts, noisy):
-        x = normalize(noisy, consts.mean, consts.std)
-        out = model.apply(variables_of(params, batch_stats), x, train=False)
-        return denormalize(out, consts.mean, consts.std)
+        return apply_in_mv(model, variables_of(params, batch_stats), noisy, consts.mean, consts.std)
     return denoise
 
 
