@@ -103,6 +103,6 @@ def main(argv: list[str]) -> None:
               f"{r['member_steps_per_s'] / out[first]['member_steps_per_s']:>8.2f}x "
               f"{r['wall_s']:>8.1f} {diff:>26.2e}")
     if _JSON.value:
-        with open(_JSON.value, "w") as f:
-            json.dump(out, f, indent=1)
+        from ecg_jax.atomic import write_text_atomic
+        write_text_atomic(_JSON.value, json.dumps(out, indent=1))
 

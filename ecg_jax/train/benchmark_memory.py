@@ -93,8 +93,8 @@ def run(networks: Sequence[str], sizes: Sequence[int], json_path: str | None, lo
             continue
         rows.append(measure_network(name, sizes, log=log))
         if json_path:   # rewritten after every network: an interrupted run keeps what it measured
-            with open(json_path, "w") as f:
-                json.dump(rows, f, indent=1)
+            from ecg_jax.atomic import write_text_atomic
+            write_text_atomic(json_path, json.dumps(rows, indent=1))
     return rows
 
 

@@ -32,6 +32,8 @@ import re
 import time
 from typing import Sequence
 
+from ecg_jax.atomic import write_text_atomic
+
 PLATFORMS = ("cuda", "rocm", "tpu", "cpu")
 # Custom-call targets that only a CPU runtime provides (LAPACK and DUCC kernels,
 # the CPU flavours of host callbacks).
@@ -242,8 +244,8 @@ def export_all(o: ExportOptions, out_dir: str, log=print) -> list[str]:
             with open(os.path.join(folder, f"{program}{suffix}"), "wb") as f:
                 f.write(blob)
             summary["serialized_bytes"] = len(blob)
-            with open(os.path.join(folder, f"{program}.json"), "w") as f:
-                json.dump({"network": name, "program": program, **summary}, f, indent=1)
+            write_text_atomic(os.path.join(folder, f"{program}.json"),
+                              json.dumps({"network": name, "program": program, **summary}, indent=1))
             problems = problems_of(name, program, summary)
             failures += problems
             if problems:
@@ -253,9 +255,9 @@ def export_all(o: ExportOptions, out_dir: str, log=print) -> list[str]:
         networks[name] = entry
         log(f"{name}: {entry['status']} {len(entry['programs'])} programs for {','.join(o.platforms)} "
             f"({entry['seconds']:.0f}s)")
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"platforms": list(o.platforms), "devices": o.devices, "members": o.members,
-                   "jax": jax.__version__, "networks": networks, "failures": failures}, f, indent=1)
+    write_text_atomic(os.path.join(out_dir, "summary.json"), json.dumps(
+        {"platforms": list(o.platforms), "devices": o.devices, "members": o.members,
+         "jax": jax.__version__, "networks": networks, "failures": failures}, indent=1))
     return failures
 
 
