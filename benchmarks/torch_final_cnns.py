@@ -1,21 +1,26 @@
-"""PyTorch twins of the final revision's DRSN and ACDAE (spec/models.md), and `to_flax`.
+"""PyTorch twins of the final revision's DRSN, DACNN and ACDAE (spec/models.md), and `to_flax`.
 
 Written from the reference's description (mallocobject/DANCE at the pinned
 commit: models/DRSN.py, layers/drsn_block.py, layers/shcink.py;
-models/ACDAE.py, layers/eca.py) in plain PyTorch, NCL tensors
-(batch, 2, length), PyTorch's default initialisation. They are the
-independent implementation the Flax networks (`ecg_jax.models.drsn.DRSN`,
-`ecg_jax.models.acdae_final.ACDAEFinal`) are checked against
-(tests/test_final_cnns.py).
+models/ACDAE.py, layers/eca.py; models/DACNN.py, layers/dam.py,
+layers/apr_relu.py) in plain PyTorch, NCL tensors (batch, 2, length),
+PyTorch's default initialisation. They are the independent implementation
+the Flax networks (`ecg_jax.models.drsn.DRSN`, `ecg_jax.models.acdae_final.ACDAEFinal`,
+`ecg_jax.models.dacnn.DACNNFinal`) are checked against (tests/test_final_cnns.py).
 
 Module names are chosen so that `to_flax` is a renaming:
 "encoder.1.rsb.shrink.fc1.weight" is ("enc1_rsb", "shrink", "fc1", "kernel"),
-"decoder.0.eca.conv.weight" is ("dec0_eca", "kernel").
+"decoder.0.eca.conv.weight" is ("dec0_eca", "kernel"),
+"decoder.0.dam.channel_mlp.bn1.running_mean" is batch_stats ("dec0_dam", "channel_mlp", "bn1", "mean").
 
-The final DACNN (258,457 parameters in models.md) has no twin: its source at
-the pinned commit is not among the stored copies of the reference (the
-stored models/DACNN.py versions are all the paper-era 329,881-parameter
-network), so there is nothing to write it from.
+The final DACNN (258,457 parameters in models.md) is a RECONSTRUCTION: its
+source at the pinned commit (ab22e14) is not among the stored copies of the
+reference; the stored models/DACNN.py versions (the blocks this twin follows)
+have kernels (13, 7, 7, 7) / (7, 7, 7, 13) (329,881, the paper's) or
+(11, 5, 5, 5) / (5, 5, 5, 11) (286,745). `TorchDACNN` takes the kernels as
+arguments; "dacnn_final" is encoder (17, 17, 3, 3), decoder (3, 3, 17, 17),
+the set that the parameter count pins (see ecg_jax.models.dacnn.DACNNFinal).
+The twin checks the Flax code, not the reconstruction.
 
 Importing this module imports torch.
 """
@@ -30,7 +35,9 @@ CHANNELS = (2, 16, 32, 64, 128)
 KERNELS = (13, 7, 7, 7)
 LEAKY_SLOPE = 0.01
 
-REFERENCE_PARAM_COUNTS = {"drsn": 328_422, "acdae_final": 151_735}
+REFERENCE_PARAM_COUNTS = {"drsn": 328_422, "dacnn_final": 258_457, "acdae_final": 151_735}
+# DACNN: (encoder kernels, decoder kernels); the paper network's are (13, 7, 7, 7), (7, 7, 7, 13).
+DACNN_FINAL_KERNELS = ((17, 17, 3, 3), (3, 3, 17, 17))
 
 
 def same_conv(c_in: int, c_out: int, kernel: int, bias: bool = True) -> nn.Conv1d:
@@ -177,7 +184,106 @@ class TorchACDAEFinal(nn.Module):
         return self.decoder[3](x)
 
 
-TORCH_MODELS = {"drsn": TorchDRSN, "acdae_final": TorchACDAEFinal}
+class APReLU(nn.Module):
+    """p = max(x, 0), n = min(x, 0); slopes a = sigmoid(BN(FC(ReLU(BN(FC([GAP(p), GAP(n)])))))); p + a n."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.fc1 = nn.Linear(2 * channels, 2 * channels)
+        self.bn1 = nn.BatchNorm1d(2 * channels)
+        self.fc2 = nn.Linear(2 * channels, channels)
+        self.bn2 = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positive, negative = torch.relu(x), torch.clamp(x, max=0.0)
+        pooled = torch.cat([positive.mean(dim=2), negative.mean(dim=2)], dim=1)      # (B, 2C)
+        slopes = torch.sigmoid(self.bn2(self.fc2(torch.relu(self.bn1(self.fc1(pooled))))))
+        return positive + slopes.unsqueeze(2) * negative
+
+
+class ChannelMLP(nn.Module):
+    """sigmoid(BN(FC(ReLU(BN(FC(z)))))) on pooled (B, C) features."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels)
+        self.bn1 = nn.BatchNorm1d(channels)
+        self.fc2 = nn.Linear(channels, channels)
+        self.bn2 = nn.BatchNorm1d(channels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.bn2(self.fc2(torch.relu(self.bn1(self.fc1(z))))))
+
+
+class DualAttention(nn.Module):
+    """DAM: channel gate sigmoid(f(GAP) + f(GMP)) with ONE f for both poolings (the reference's
+    two branches hold the same modules) and a time gate sigmoid(Conv1x1(2->1)([mean_c, max_c])),
+    both computed from the block's input; output time gate * (channel gate * x)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channel_mlp = ChannelMLP(channels)
+        self.spatial_conv = nn.Conv1d(2, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channel_gate = torch.sigmoid(self.channel_mlp(x.mean(dim=2)) + self.channel_mlp(x.amax(dim=2)))
+        across = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)   # (B, 2, L)
+        time_gate = torch.sigmoid(self.spatial_conv(across))                                   # (B, 1, L)
+        return time_gate * (channel_gate.unsqueeze(2) * x)
+
+
+class DACNNEncoderLevel(nn.Module):
+    """BN(APReLU(Conv(stride 2, padding (k-1)//2)(x))): halves an even length."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2)
+        self.aprelu = APReLU(c_out)
+        self.bn = nn.BatchNorm1d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.aprelu(self.conv(x)))
+
+
+class DACNNDecoderLevel(nn.Module):
+    """BN(APReLU(ConvT(stride 2, padding (k-1)//2, output_padding 1)(x))), doubling the length;
+    then DAM except at the last level."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, last: bool):
+        super().__init__()
+        self.convt = nn.ConvTranspose1d(c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2,
+                                        output_padding=1)
+        self.aprelu = APReLU(c_out)
+        self.bn = nn.BatchNorm1d(c_out)
+        self.dam = None if last else DualAttention(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.aprelu(self.convt(x)))
+        return x if self.dam is None else self.dam(x)
+
+
+class TorchDACNN(nn.Module):
+    """Four strided encoder levels (L/2 .. L/16), four transposed-conv decoder levels; the input of
+    decoder level j > 0 is the previous output plus the encoder output of the same length."""
+
+    def __init__(self, encoder_kernels=DACNN_FINAL_KERNELS[0], decoder_kernels=DACNN_FINAL_KERNELS[1]):
+        super().__init__()
+        c = CHANNELS
+        self.encoder = nn.ModuleList(DACNNEncoderLevel(c[i], c[i + 1], k) for i, k in enumerate(encoder_kernels))
+        self.decoder = nn.ModuleList(DACNNDecoderLevel(c[4 - j], c[3 - j], k, last=j == 3)
+                                     for j, k in enumerate(decoder_kernels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for level in self.encoder:
+            x = level(x)
+            skips.append(x)
+        for j, level in enumerate(self.decoder):
+            x = level(x if j == 0 else x + skips[3 - j])
+        return x
+
+
+TORCH_MODELS = {"drsn": TorchDRSN, "dacnn_final": TorchDACNN, "acdae_final": TorchACDAEFinal}
 
 _SIDES = {"encoder": "enc", "decoder": "dec"}
 _STATS = {"running_mean": "mean", "running_var": "var"}
@@ -188,9 +294,10 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
 
     "encoder.i.X.rest.leaf" / "decoder.j.X.rest.leaf" become ("enc{i}_X", *rest, leaf'),
     where a convolution weight (out, in, k) becomes its (k, in, out) kernel, a
-    linear weight (out, in) its (in, out) kernel, ECA's (1, 1, k) weight its (k,)
+    transposed convolution's (in, out, k) its (k, in, out) kernel, a linear
+    weight (out, in) its (in, out) kernel, ECA's (1, 1, k) weight its (k,)
     taps, and a BatchNorm's weight/bias/running_mean/running_var its
-    scale/bias (params) and mean/var (batch_stats). Works for both twins.
+    scale/bias (params) and mean/var (batch_stats). Works for every twin here.
     """
     variables: dict = {"params": {}}
     for key, value in state.items():
@@ -208,6 +315,9 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
         elif leaf == "weight" and first == "eca":
             collection, name = "params", "kernel"
             path, value = path[:1], value.reshape(-1)
+        elif leaf == "weight" and first == "convt":   # ConvTranspose1d (in, out, k) -> (k, in, out)
+            collection, name = "params", "kernel"
+            value = value.transpose(2, 0, 1)
         elif leaf == "weight":
             collection, name = "params", "kernel"
             value = value.transpose(tuple(reversed(range(value.ndim))))
@@ -221,7 +331,7 @@ def to_flax(state: dict[str, np.ndarray]) -> dict:
 
 
 def create_torch_model(name: str) -> nn.Module:
-    """A freshly initialised twin by its project name ("drsn" or "acdae_final")."""
+    """A freshly initialised twin by its project name ("drsn", "dacnn_final" or "acdae_final")."""
     try:
         return TORCH_MODELS[name]()
     except KeyError:

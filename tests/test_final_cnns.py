@@ -1,4 +1,4 @@
-"""The final revision's DRSN and ACDAE (models.md) against their PyTorch twins.
+"""The final revision's DRSN, DACNN and ACDAE (models.md) against their PyTorch twins.
 
 torch is an optional benchmark extra (benchmarks/requirements.txt): without
 it this module is skipped with a reason. The twins (benchmarks/torch_final_cnns.py)
@@ -6,7 +6,9 @@ are written independently from the reference's code; here the Flax networks
 must compute what they compute on copied weights (train- and eval-mode
 outputs, BatchNorm running statistics, MSE gradients; float64 and float32),
 both must have the models.md parameter counts, and the new blocks are checked
-by hand.
+by hand. `dacnn_final` is a reconstruction pinned by its parameter count
+(ecg_jax.models.dacnn.DACNNFinal): the paper DACNN with other kernels, which
+is checked here too.
 """
 
 from __future__ import annotations
@@ -30,17 +32,18 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from torch_final_cnns import (ChannelECA, ResidualShrinkageBlock, Shrink,  # noqa: E402
+from torch_final_cnns import (ChannelECA, ResidualShrinkageBlock, Shrink, TorchDACNN,  # noqa: E402
                               count_params, create_torch_model, to_flax)
 from twin_parity import check_parity, state_of  # noqa: E402
 
 from ecg_jax.models import count_params as flax_count_params  # noqa: E402
 from ecg_jax.models import create_model, reference_param_count  # noqa: E402
 from ecg_jax.models.blocks import ECA, Shrinkage  # noqa: E402
+from ecg_jax.models.dacnn import DACNN  # noqa: E402
 from ecg_jax.models.drsn import ResidualShrinkage  # noqa: E402
 
-NAMES = ("drsn", "acdae_final")
-MODELS_MD = {"drsn": 328_422, "acdae_final": 151_735}
+NAMES = ("drsn", "dacnn_final", "acdae_final")
+MODELS_MD = {"drsn": 328_422, "dacnn_final": 258_457, "acdae_final": 151_735}
 
 
 def flax_shapes(name: str, length: int = 64):
@@ -55,9 +58,39 @@ def test_parameter_counts_match_models_md(name):
     assert flax_count_params(flax_shapes(name)["params"]) == expected == reference_param_count(name)
 
 
-def test_only_drsn_has_batchnorm():
+def test_only_acdae_final_has_no_batchnorm():
     assert "batch_stats" in flax_shapes("drsn")
+    assert "batch_stats" in flax_shapes("dacnn_final")
     assert "batch_stats" not in flax_shapes("acdae_final")
+
+
+def test_dacnn_final_differs_from_the_paper_dacnn_only_in_its_kernels():
+    """Same variable tree (names, every non-convolution shape); conv kernels (17, 17, 3, 3) and
+    ConvT kernels (3, 3, 17, 17) against the paper's (13, 7, 7, 7) and (7, 7, 7, 13)."""
+    paper, final = flax_shapes("dacnn"), flax_shapes("dacnn_final")
+    flat_paper = dict(jax.tree_util.tree_leaves_with_path(paper))
+    flat_final = dict(jax.tree_util.tree_leaves_with_path(final))
+    assert list(flat_paper) == list(flat_final)
+    taps = {}
+    for path, leaf in flat_final.items():
+        key = jax.tree_util.keystr(path)
+        module = path[1].key
+        if module.endswith(("_conv", "_convt")) and path[-1].key == "kernel":
+            taps[module] = (flat_paper[path].shape[0], leaf.shape[0])
+            assert flat_paper[path].shape[1:] == leaf.shape[1:], key
+        else:
+            assert flat_paper[path].shape == leaf.shape, key
+    assert taps == {"enc0_conv": (13, 17), "enc1_conv": (7, 17), "enc2_conv": (7, 3), "enc3_conv": (7, 3),
+                    "dec0_convt": (7, 3), "dec1_convt": (7, 3), "dec2_convt": (7, 17), "dec3_convt": (13, 17)}
+    assert flax_count_params(paper["params"]) == 329_881 == reference_param_count("dacnn")
+
+
+def test_dacnn_twin_with_the_paper_kernels_is_the_paper_dacnn():
+    """The twin written from the reference's DACNN, given the paper's kernels, has its 329,881
+    parameters and computes what `dacnn` (ecg_jax.models.dacnn.DACNN) computes."""
+    kernels = (DACNN.encoder_kernels, DACNN.decoder_kernels)
+    assert count_params(TorchDACNN(*kernels)) == 329_881
+    check_parity(lambda: TorchDACNN(*kernels), create_model("dacnn"), to_flax, dtype="float64")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -55,8 +55,7 @@ def test_four_tables_in_the_readme_layout():
     assert [r.label for r in emb.rows] == ["DWT", "U-Net", "DANCE"]
     assert emb.rows[1].cells["snr_db"][0].text() == "8.0000 (n=1)" and emb.rows[1].cells["snr_db"][4].text() \
         == "10.0000 (n=1)"
-    assert "Rows without results: EMD, DRSN, DACNN (not built: its source at the reference commit is not " \
-           "available, see ecg_jax.models), ACDAE, RALENet" in emb.note
+    assert "Rows without results: EMD, DRSN, DACNN, ACDAE, RALENet" in emb.note
     comp = ts["final_components"]
     assert [r.label for r in comp.rows] == ["U-Net", "+ ATNC & SE", "+ ATNC & AREM (DANCE)"]
     abl = ts["final_ablation"]

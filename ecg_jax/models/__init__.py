@@ -29,19 +29,16 @@ from ecg_jax.models.unet import ACDAE, DANCER, UNet
 
 PAPER_MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
 # The reference's final revision (models.md, "Final revision networks"): five
-# networks, then DANCE's component and ablation variants (one class, a switch each).
-FINAL_MODEL_NAMES = ("drsn", "acdae_final", "ralenet", "dance_final")
+# networks in its README's order (after its U-Net, `unet` with kernels 17, 17, 7, 7),
+# then DANCE's component and ablation variants (one class, a switch each).
+# `dacnn_final` is reconstructed from its parameter count (ecg_jax.models.dacnn.DACNNFinal).
+FINAL_MODEL_NAMES = ("drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final")
 DANCE_VARIANT_NAMES = ("dance_final_se", "dance_final_cbam", "dance_final_eca",
                        "dance_final_atnc", "dance_final_arem")
 MODEL_NAMES = PAPER_MODEL_NAMES + FINAL_MODEL_NAMES + DANCE_VARIANT_NAMES
 # Networks of the final README that cannot be built faithfully yet, with why
 # (a one-line ConfigError instead of a guess that would only look like them).
-UNAVAILABLE_MODELS = {
-    "dacnn_final": "the final revision's DACNN (258,457 parameters) is defined by models/DACNN.py at the "
-                   "reference commit ab22e14, which the stored copy of the reference lacks; its earlier "
-                   "versions have 329,881 (the paper's `dacnn`) or 286,745 parameters, and no arrangement "
-                   "of its blocks in the final layout gives 258,457",
-}
+UNAVAILABLE_MODELS: dict[str, str] = {}   # none at present
 
 DISPLAY_NAMES = {name: METHOD_DISPLAY_NAMES[name] for name in MODEL_NAMES}
 
@@ -55,6 +52,7 @@ _MODEL_CLASSES: Mapping[str, type[nn.Module]] = {
 # DANCEFinal(decoder_attention="se") and reports its own parameter count.
 _FINAL_CLASSES: Mapping[str, tuple[str, str, dict[str, Any]]] = {
     "drsn": ("ecg_jax.models.drsn", "DRSN", {}),
+    "dacnn_final": ("ecg_jax.models.dacnn", "DACNNFinal", {}),
     "acdae_final": ("ecg_jax.models.acdae_final", "ACDAEFinal", {}),
     "ralenet": ("ecg_jax.models.ralenet", "RALENet", {}),
     "dance_final": ("ecg_jax.models.dance_final", "DANCEFinal", {}),

@@ -9,6 +9,7 @@ published.py.
 
 from __future__ import annotations
 
+from ecg_jax.models import UNAVAILABLE_MODELS
 from ecg_jax.report.table import MISSING, Table, TableRow, level_text, levels_text, revision_order
 from ecg_jax.results import ABLATION_METHODS
 
@@ -50,8 +51,8 @@ FINAL_TITLES = {
     "final_components": "Final revision, components: U-Net + ATNC with one attention module in the decoder, emb",
     "final_ablation": "Final revision, ablation: U-Net with AREM, ATNC, both, emb",
 }
-# README rows that ecg-jax cannot train yet, and why (ecg_jax.models.UNAVAILABLE_MODELS).
-NOT_BUILT = {"dacnn_final": "its source at the reference commit is not available, see ecg_jax.models"}
+# README rows that ecg-jax cannot train, and why: the registry's own list (empty since dacnn_final is built).
+NOT_BUILT = UNAVAILABLE_MODELS
 WHY_MISSING = ("not in the results read: not run yet, or its run's config did not include that noise type "
                "or input SNR (configs/final.py:all runs every cell)")
 
