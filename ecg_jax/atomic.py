@@ -19,6 +19,8 @@ import os
 import tempfile
 from typing import Iterator
 
+from ecg_jax.interrupts import disk_full_as_one_line
+
 
 def temp_beside(final_path: str, prefix: str = ".tmp-") -> str:
     """Create an empty temporary file in the final file's folder; returns its path.
@@ -76,6 +78,4 @@ def save_npz_atomic(path: str, arrays, overwrite: bool = True) -> None:
 
 
 def _disk_full_names(path: str):
-    from ecg_jax.interrupts import disk_full_as_one_line
-
     return disk_full_as_one_line(os.path.dirname(os.path.abspath(path)), os.path.basename(path))

@@ -322,8 +322,9 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "baselines_enabled": _boolean,
 }
 REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
-# Sections whose fields must all be there when the section is; fields added
-# after workdirs were first written are read with a default instead.
+# Sections whose fields must all be there when the section is, except
+# OPTIONAL_FIELDS: a saved config.json without one reads its default, so every
+# saved workdir stays loadable.
 REQUIRED_SECTIONS = ("data", "train", "baselines")
 OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "data.emb_mixing",
                    "train.score_aggregation", "baselines.methods", "baselines.dwt_rule",

@@ -18,7 +18,9 @@ import numpy as np
 
 from ecg_jax import interrupts
 from ecg_jax.config_utils import load_config_json, resolve_config
+from ecg_jax.data import prepare_data
 from ecg_jax.errors import CheckpointError
+from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import split_arrays
 from ecg_jax.train.engine import MemberState
@@ -83,9 +85,6 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
 
 
 def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> list[dict]:
-    from ecg_jax.data import prepare_data
-    from ecg_jax.results import replace_rows
-
     prepared = prepare_data(config)
     experiment = Experiment.from_config(config, prepared.n_train)
     evaluator = EvalProgram.for_experiment(experiment)

@@ -37,8 +37,14 @@ from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differe
                                   save_config)
 from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
+from ecg_jax.baselines import denoise_like_row, score_baselines_on_grid
+from ecg_jax.data import data_card, prepare_data, write_data_card
 from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, RESULTS_FILENAME,
+                             append_rows, display_name, key_of, read_rows, run_key)
 from ecg_jax.train.experiment import method_id
+from ecg_jax.train.loop import train_and_evaluate
+from ecg_jax.train.members import members_of
 from ecg_jax.workdir import pin_data_source
 
 # The built-in configs (the package ecg_jax.configs: configs/ of a clone, linked in).
@@ -135,9 +141,6 @@ def baseline_config(paper: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 def expected_network_keys(config: ml_collections.ConfigDict, source: str) -> set[tuple]:
     """One row key per member (seed x dataset) of a resolved experiment config."""
-    from ecg_jax.results import key_of
-    from ecg_jax.train.members import members_of
-
     return {key_of(method_id(config), m.dataset.noise_type, m.dataset.snr_db, m.seed, config.data.split, source,
                    config.data.revision) for m in members_of(config)}
 
@@ -147,16 +150,12 @@ def baseline_methods(paper: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def expected_baseline_keys(paper: ml_collections.ConfigDict, source: str) -> set[tuple]:
-    from ecg_jax.results import key_of
-
     return {key_of(m, nt, snr, None, paper.data.split, source, paper.data.revision)
             for m in baseline_methods(paper) for nt in paper.noise_types for snr in paper.snr_levels}
 
 
 def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None) -> dict[tuple, dict]:
     """The rows of workdir/results.jsonl that belong to `expected` (and were trained for `epochs`)."""
-    from ecg_jax.results import RESULTS_FILENAME, read_rows, run_key
-
     path = os.path.join(workdir, RESULTS_FILENAME)
     if not os.path.isfile(path):
         return {}
@@ -168,10 +167,6 @@ def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None
 
 def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: str) -> list[dict]:
     """FFT and DWT rows of every dataset, computed unless workdir already holds them for this config."""
-    from ecg_jax.baselines import score_baselines_on_grid
-    from ecg_jax.data import data_card, prepare_data, write_data_card
-    from ecg_jax.results import RESULTS_FILENAME, append_rows
-
     expected = expected_baseline_keys(paper, source)
     config = baseline_config(paper)
     config_path = os.path.join(workdir, "config.json")
@@ -197,9 +192,6 @@ def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: 
 def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, workdir: str,
                          source: str) -> list[dict]:
     """Train and evaluate one network experiment unless its workdir already holds every result."""
-    from ecg_jax.results import run_key
-    from ecg_jax.train.loop import train_and_evaluate
-
     config = experiment_config(paper, experiment)
     expected = expected_network_keys(config, source)
     done = (_finished_rows(workdir, expected, epochs=int(config.train.epochs))
@@ -231,8 +223,6 @@ def _example_dataset(paper: ml_collections.ConfigDict) -> tuple[str, float]:
 
 def example_window(paper: ml_collections.ConfigDict, noise_type: str, snr_db: float):
     """The first test window (clean, noisy), mixed exactly as the training workdirs' examples.npz."""
-    from ecg_jax.data import prepare_data
-
     prepared = prepare_data(paper)
     first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
     return (np.asarray(first_test.clean[0]), first_test.noisy(noise_type, snr_db)[0],
@@ -243,8 +233,6 @@ def baseline_outputs(noisy: np.ndarray, baseline_rows: list[dict], noise_type: s
                      snr_db: float, stats=None) -> dict[str, np.ndarray]:
     """Each baseline's output on the example window, with the settings its row was scored with
     (`stats`: the dataset's normalisation, for rows scored on normalised windows)."""
-    from ecg_jax.baselines import denoise_like_row
-
     return {r["method"]: denoise_like_row(r, noisy[None], stats)[0] for r in baseline_rows
             if r["noise_type"] == noise_type and float(r["snr_db"]) == snr_db}
 
@@ -269,8 +257,8 @@ def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: flo
 
 def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, experiments: list[str],
                   rows: list[dict]) -> dict[str, str]:
+    # lazy: ecg_jax.report pulls in matplotlib, needed only for the last stage (and only on process 0)
     from ecg_jax.report import figures
-    from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
 
     paths: dict[str, str] = figures.plot_snr_curves_by_protocol(rows, out_dir)
 
@@ -303,8 +291,6 @@ def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, exp
 
 def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
     """(source, sentence) after preparing (or loading from the cache) the shared data once."""
-    from ecg_jax.data import prepare_data
-
     prepared = prepare_data(paper)
     sizes = f"{prepared.n_train} train / {prepared.n_test} test windows, {paper.data.split} split"
     if prepared.source == "synthetic":
@@ -330,7 +316,7 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -
 
 
 def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> dict[str, str]:
-    from ecg_jax import report
+    from ecg_jax import report  # lazy: matplotlib, for the tables stage on process 0 only
 
     paper = resolve_config(config)
     experiments = experiment_ids(paper)

@@ -7,8 +7,8 @@ Row schema (readers ignore any other keys, e.g. "experiment", "n_test"):
   seed        int | null   null for deterministic methods (FFT, DWT)
   split       str    "reference" | "inter_patient"
   source      str    "physionet" | "synthetic"
-  revision    str    protocol revision: "paper" | "first" | "final" (rows written before
-                     revisions existed have none and read as "paper")
+  revision    str    protocol revision: "paper" | "first" | "final" (optional: a row
+                     without one reads as "paper")
   metrics     object exactly the METRIC_NAMES keys, floats (means over test windows)
   diverged    bool   optional; always true when a metric is not finite
 
@@ -34,6 +34,7 @@ from typing import Any, Iterable
 from ecg_jax.atomic import atomic_path
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES, REVISIONS, SPLITS
 from ecg_jax.errors import DataError
+from ecg_jax.interrupts import disk_full_as_one_line
 from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.names import METHOD_DISPLAY_NAMES, display_name  # noqa: F401  (re-exported)
 
@@ -55,8 +56,8 @@ def key_of(method: str, noise_type: str, snr_db: float, seed: int | None, split:
            revision: str = DEFAULT_REVISION) -> tuple:
     """The run key of these fields (see `run_key`); for code that expects rows before they exist."""
     key = (method, noise_type, float(snr_db), seed, split, source)
-    # "paper" keys keep the 6 fields they had before revisions existed, so keys
-    # built by older code (and rows without a revision) still match.
+    # A "paper" key leaves the revision out (6 fields), so a row without a
+    # revision field, which reads as "paper", has the same key as one naming it.
     return key if revision == DEFAULT_REVISION else key + (revision,)
 
 
@@ -143,8 +144,6 @@ def append_rows(path: str, rows: Iterable[dict]) -> None:
 
     A crash can lose the rows of this call but never leaves half a line.
     """
-    from ecg_jax.interrupts import disk_full_as_one_line
-
     text = "".join(_to_json_line(r) + "\n" for r in rows)
     if not text:
         return
@@ -180,8 +179,6 @@ def replace_rows(path: str, rows: Iterable[dict]) -> None:
             for n, line in enumerate(f, 1):
                 if line.strip() and row_key(_parse_row(line, f"{path}:{n}")) not in new_keys:
                     kept.append(line if line.endswith("\n") else line + "\n")
-    from ecg_jax.interrupts import disk_full_as_one_line
-
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with disk_full_as_one_line(folder, f"{len(rows)} row(s) of {os.path.basename(path)}"), \

@@ -14,7 +14,7 @@ import os
 import shutil
 import socket
 
-from ecg_jax.errors import EcgJaxError
+from ecg_jax.errors import DataError, EcgJaxError
 
 LOCK_NAME = ".lock"
 
@@ -118,11 +118,12 @@ def pin_data_source(config, workdir: str | None = None):
 
     A workdir's config.json then names its data, so a resume or an evaluation
     run from another folder (or without $ECG_JAX_DATA) uses the same data or
-    stops; it never silently scores on the synthetic source. Workdirs written
-    before this was saved are pinned from their data_card.json.
+    stops; it never silently scores on the synthetic source. A workdir whose
+    config.json still says "auto" is pinned from its data_card.json.
     """
     import json
 
+    # lazy: ecg_jax.data pulls in JAX, wfdb and pandas; the workdir lock and checks need none of them
     from ecg_jax.data import DATA_CARD_NAME, resolve_source
 
     if config.data.source == "auto" and workdir is not None:
@@ -141,8 +142,6 @@ def pin_data_source(config, workdir: str | None = None):
 
 def require_data(config, workdir: str) -> None:
     """One line naming the missing folder when a workdir's PhysioNet data is not here."""
-    from ecg_jax.errors import DataError
-
     if config.data.source == "physionet" and not os.path.isdir(config.data.data_dir):
         raise DataError(f"{workdir} was trained on PhysioNet data in {config.data.data_dir}, which does not "
                         "exist here; point at a copy with --config.data.data_dir=DIR (scripts/train.py) or "

@@ -37,9 +37,10 @@ from ecg_jax.baselines.classic import (DWT_THRESHOLD, DWT_THRESHOLD_GRID, DWT_WA
                                        soft_threshold_signed_max)
 from ecg_jax.baselines.emd import emd_denoise, reference_slice, slice_text
 from ecg_jax.baselines.universal import dwt_universal_denoise, reference_settings
-from ecg_jax.config_utils import as_list
+from ecg_jax.config_utils import as_list, resolve_config
 from ecg_jax.errors import ConfigError
 from ecg_jax.metrics import mean_metrics, to_floats
+from ecg_jax.results import append_rows, make_row
 
 __all__ = [
     "BASELINES", "Baseline", "DWT_THRESHOLD", "DWT_THRESHOLD_GRID", "DWT_WAVELET", "FFT_THRESHOLD",
@@ -144,7 +145,8 @@ def denoise(method: str, noisy, settings: dict, processes: int | None = None) ->
 
 
 def row_settings(row: dict) -> dict:
-    """The settings a results row was scored with, for `denoise` (rows of older versions: threshold only)."""
+    """The settings a results row was scored with, for `denoise` (a signed-max FFT/DWT row that
+    records no threshold gets its baseline's default one)."""
     keys = ("threshold", "dwt_rule", "approx_factor", "detail_factor", "imf_slice")
     settings = {k: row[k] for k in keys if k in row}
     if row["method"] in BASELINES and "threshold" not in settings and settings.get("dwt_rule") != "universal":
@@ -260,8 +262,6 @@ def score_baselines_on_grid(config, prepared, methods: Sequence[str] | None = No
     Rows use the shared results schema, seed None, and record the revision
     and the settings they were scored with.
     """
-    from ecg_jax.results import make_row
-
     b = config.baselines
     methods = config_methods(config) if methods is None else tuple(as_list(methods))
     check_methods(config, methods)
@@ -290,9 +290,8 @@ def run_baselines(config, workdir: str, methods: Sequence[str] | None = None) ->
 
     Writes <workdir>/data_card.json and appends the rows to <workdir>/results.jsonl.
     """
-    from ecg_jax.config_utils import resolve_config
+    # lazy: ecg_jax.data pulls in wfdb and pandas, which scoring prepared data given by a caller does not need
     from ecg_jax.data import data_card, prepare_data, write_data_card
-    from ecg_jax.results import append_rows
 
     config = resolve_config(config)
     methods = config_methods(config) if methods is None else tuple(as_list(methods))

@@ -83,6 +83,7 @@ def run(name: str, args: list[str], prog: str) -> None:
     for key, value in getattr(module, "ENVIRONMENT_DEFAULTS", {}).items():
         os.environ.setdefault(key, value)
 
+    # lazy: listing the subcommands or a subcommand's flags needs neither absl's app nor ecg_jax.cli
     from absl import app
 
     from ecg_jax.cli import run_main

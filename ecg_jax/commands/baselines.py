@@ -33,6 +33,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.jso
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.baselines import run_baselines
     from ecg_jax.results import print_rows
 

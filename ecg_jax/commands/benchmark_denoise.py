@@ -32,6 +32,7 @@ _OUT = flags.DEFINE_string("out", None, "Also write the result (table rows, per-
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.data.records import resolve_data_dir, missing_data_error
     from ecg_jax.denoise import benchmark as bench
 

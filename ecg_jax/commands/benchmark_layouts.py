@@ -27,6 +27,7 @@ import time
 from absl import flags
 
 from ecg_jax import local_processes
+from ecg_jax.atomic import write_text_atomic
 from ecg_jax.errors import ConfigError
 
 _LAYOUTS = flags.DEFINE_list("layouts", ["1x1", "1x4", "2x2"], "PROCESSESxDEVICES layouts to measure.")
@@ -103,6 +104,5 @@ def main(argv: list[str]) -> None:
               f"{r['member_steps_per_s'] / out[first]['member_steps_per_s']:>8.2f}x "
               f"{r['wall_s']:>8.1f} {diff:>26.2e}")
     if _JSON.value:
-        from ecg_jax.atomic import write_text_atomic
         write_text_atomic(_JSON.value, json.dumps(out, indent=1))
 

@@ -23,6 +23,7 @@ _JSON = flags.DEFINE_string("json", "", "write the measurements here")
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.models import MODEL_NAMES
     from ecg_jax.train.benchmark_memory import markdown, run
 

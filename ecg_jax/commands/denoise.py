@@ -55,6 +55,7 @@ def main(argv):
     if _WEIGHTS.value and _WORKDIR.value:
         raise DenoiseInputError("give either --weights or --workdir, not both")
     fs = parse_fs(_FS.value)
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.denoise import denoise_file
 
     summary = denoise_file(argv[1], _OUTPUT.value, fs=fs, weights=_WEIGHTS.value, workdir=_WORKDIR.value,

@@ -29,6 +29,7 @@ define_distributed_flags()
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.evaluation import evaluate_workdir
     from ecg_jax.results import print_rows
 

@@ -31,6 +31,7 @@ _NOTE = flags.DEFINE_string("note", "", "A free-text note for the model card (e.
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.denoise import export_workdir
 
     card = export_workdir(_WORKDIR.value, _OUTPUT.value, member=_MEMBER.value, epoch=_EPOCH.value,

@@ -33,6 +33,7 @@ _TEST = flags.DEFINE_integer("test_windows", 16, "test windows")
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.train.export_programs import ExportOptions, export_all
 
     options = ExportOptions(platforms=tuple(as_list(_PLATFORMS.value)), devices=_DEVICES.value,

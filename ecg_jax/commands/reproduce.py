@@ -33,6 +33,7 @@ define_distributed_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax import report
     from ecg_jax.reproduce import reproduce
 

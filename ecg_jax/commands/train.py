@@ -59,9 +59,10 @@ def main(argv):
     else:
         check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
 
+    # lazy: the training code loads only after the config is checked, so --help and config errors are fast
+    from ecg_jax.results import print_rows
     from ecg_jax.train.loop import train_and_evaluate
 
     rows = train_and_evaluate(config, _WORKDIR.value)
-    from ecg_jax.results import print_rows
     if jax.process_index() == 0:  # every process has the rows; one prints them
         print_rows(rows)

@@ -16,8 +16,9 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.config_utils import dataset_grid, resolve_config, write_text_atomic
-from ecg_jax.data.prepare import _synthetic_module, prepare_data
+from ecg_jax.data.prepare import prepare_data
 from ecg_jax.data.prepared import PreparedData
+from ecg_jax.data.synthetic import SYNTHETIC_SOURCE_NOTE
 from ecg_jax.errors import OutputExistsError
 
 DATA_CARD_NAME = "data_card.json"
@@ -54,7 +55,7 @@ def data_card(prepared: PreparedData, config: ml_collections.ConfigDict) -> dict
     summaries = [s for t, snr in dataset_grid(config) for s in dataset_summaries(prepared, t, [snr])]
     card: dict[str, Any] = {"source": prepared.source}
     if prepared.source == "synthetic":
-        card["source_note"] = _synthetic_module().SYNTHETIC_SOURCE_NOTE
+        card["source_note"] = SYNTHETIC_SOURCE_NOTE
         card["synthetic_records"] = int(data.synthetic_records)
         card["synthetic_samples"] = int(data.synthetic_samples)
     card.update({
@@ -128,7 +129,7 @@ def prepare_and_write_data_card(config: ml_collections.ConfigDict, workdir: str 
     """Prepare the data of `config`; write <workdir>/data_card.json and/or the `export` .npz
     (ecg_jax/data/export.py). Returns the summary_lines (timed from the start of this call)
     and the paths written."""
-    from ecg_jax.data.export import export_arrays
+    from ecg_jax.data.export import export_arrays  # lazy: ecg_jax.data.export imports this module
 
     start = time.perf_counter()
     config = resolve_config(config)

@@ -17,7 +17,7 @@ from typing import Mapping
 import ml_collections
 import numpy as np
 
-from ecg_jax.data import final_revision, records as records_lib, windows as windows_lib
+from ecg_jax.data import final_revision, records as records_lib, synthetic, windows as windows_lib
 from ecg_jax.config_utils import MIXED_NOISE, RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
 from ecg_jax.data.cache import cache_key, load_cache, resolve_cache_dir, save_cache
 from ecg_jax.data.prepared import PreparedData, SegmentBank
@@ -38,11 +38,6 @@ def resolve_source(data: ml_collections.ConfigDict) -> tuple[str, str | None]:
                 f"(config.data.data_dir is empty and ${records_lib.DATA_ENV} is not set)")
         return "synthetic", None
     return "physionet", data_dir
-
-
-def _synthetic_module():
-    from ecg_jax.data import synthetic  # imported lazily: only the synthetic source needs it
-    return synthetic
 
 
 def _plan(data: ml_collections.ConfigDict, lengths: Mapping[str, int],
@@ -76,7 +71,6 @@ def _build_physionet(data: ml_collections.ConfigDict, data_dir: str, lengths: Ma
 
 
 def _build_synthetic(data: ml_collections.ConfigDict):
-    synthetic = _synthetic_module()
     seed, n_samples, fs = int(data.data_seed), int(data.synthetic_samples), float(data.fs)
     ecg = records_lib.as_float32_records(
         synthetic.synthesize_ecg_records(int(data.synthetic_records), n_samples, fs=fs, seed=seed))
@@ -151,7 +145,7 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
     else:
         names = [f"synthetic x{int(data.synthetic_records)}"]
         checksums = {}
-        code.append(_synthetic_module())
+        code.append(synthetic)
     key = cache_key(data, source, names, checksums, code)
     path = os.path.join(resolve_cache_dir(data.cache_dir), f"prepared-{key[:24]}.npz")
     arrays = load_cache(path, key)

@@ -11,6 +11,7 @@ Modules: `core` (the Denoiser and its block engine), `resampling`, `overlap`
 """
 
 from ecg_jax.denoise.core import DEFAULT_WEIGHTS, Denoiser, MissingWeightsError, load_denoiser
+from ecg_jax.denoise.files import denoise_file
 from ecg_jax.denoise.weights import WeightsError, load_weights, save_weights
 
 __all__ = ["DEFAULT_WEIGHTS", "Denoiser", "MissingWeightsError", "WeightsError", "load_denoiser", "load_weights",
@@ -18,14 +19,8 @@ __all__ = ["DEFAULT_WEIGHTS", "Denoiser", "MissingWeightsError", "WeightsError",
 
 
 def export_workdir(*args, **kwargs):
-    """See `ecg_jax.denoise.export.export_workdir` (imported on use: it pulls in the training code)."""
+    """See `ecg_jax.denoise.export.export_workdir` (imported on use: it needs ml_collections, and the
+    training code to restore the workdir)."""
     from ecg_jax.denoise.export import export_workdir as export
 
     return export(*args, **kwargs)
-
-
-def denoise_file(*args, **kwargs):
-    """See `ecg_jax.denoise.files.denoise_file`."""
-    from ecg_jax.denoise.files import denoise_file as run
-
-    return run(*args, **kwargs)

@@ -37,6 +37,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ecg_jax.atomic import write_text_atomic
+from ecg_jax.denoise.core import DEFAULT_WEIGHTS, load_denoiser
+from ecg_jax.denoise.weights import read_meta
 from ecg_jax.errors import ConfigError, DataError
 
 FS = 360.0
@@ -109,8 +112,6 @@ def neurokit_methods() -> tuple[dict[str, Method], str | None]:
 
 
 def network_method(weights: str) -> Method:
-    from ecg_jax.denoise import load_denoiser
-
     d = load_denoiser(weights)
     return lambda x, fs: np.asarray(d(np.asarray(x, np.float32), fs=fs), np.float64)
 
@@ -168,8 +169,6 @@ def noise_of(nstdb: Mapping[str, np.ndarray], noise_type: str, start: int, n: in
 
 def card_test_records(weights: str) -> list[str]:
     """The `test_records` of a weights file's model card (its meta)."""
-    from ecg_jax.denoise.weights import read_meta
-
     records = read_meta(weights).get("training_data", {}).get("test_records")
     if not records:
         raise ConfigError(f"{weights}: its model card names no test_records; pass --records")
@@ -177,6 +176,7 @@ def card_test_records(weights: str) -> list[str]:
 
 
 def load_records(data_dir: str, records: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    # lazy: ecg_jax.data pulls in wfdb and pandas, which the rest of ecg_jax.denoise does not import
     from ecg_jax.data.records import load_mitdb, load_nstdb
 
     return load_mitdb(data_dir, list(records), verify=False), load_nstdb(data_dir, verify=False)
@@ -267,8 +267,6 @@ def benchmark(weights: Sequence[str], data_dir: str, records: Sequence[str] | No
               noise_types: Sequence[str] = NOISE_TYPES, snr_levels: Sequence[float] = SNR_LEVELS,
               seed: int = SEED, filters: bool = True, progress: Callable[[str], None] | None = None) -> dict:
     """The whole benchmark: the result dict (`markdown` of its rows is the table)."""
-    from ecg_jax.denoise.core import DEFAULT_WEIGHTS
-
     weights = list(weights) or [DEFAULT_WEIGHTS]
     bad = [t for t in noise_types if t not in NOISE_TYPES]
     if bad:
@@ -301,8 +299,6 @@ def benchmark(weights: Sequence[str], data_dir: str, records: Sequence[str] | No
 
 
 def _network_names(weights: Sequence[str]) -> list[str]:
-    from ecg_jax.denoise.core import DEFAULT_WEIGHTS
-
     names = []
     for w in weights:
         name = "shipped DANCER" if os.path.abspath(w) == os.path.abspath(DEFAULT_WEIGHTS) else os.path.basename(w)
@@ -330,6 +326,4 @@ def report(result: dict) -> str:
 
 
 def write_json(result: dict, path: str) -> None:
-    from ecg_jax.atomic import write_text_atomic
-
     write_text_atomic(path, json.dumps(result, indent=1) + "\n")

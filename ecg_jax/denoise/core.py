@@ -38,8 +38,9 @@ import numpy as np
 
 from ecg_jax.denoise.overlap import crossfade_weights, cut_windows, overlap_add, windows_covering
 from ecg_jax.denoise.resampling import MODEL_FS, Ratio, resample_span
+from ecg_jax.denoise.runs import restore_members, select_members
 from ecg_jax.denoise.signals import NEEDS_FS, Recording, Writer, array_recording, extension, to_mv_factor
-from ecg_jax.denoise.weights import SHIPPED_WEIGHTS
+from ecg_jax.denoise.weights import SHIPPED_WEIGHTS, load_weights, member_variables, stack_variables
 from ecg_jax.errors import DenoiseInputError, EcgJaxError
 from ecg_jax.normalization import apply_in_mv
 
@@ -357,14 +358,9 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
     ensemble; pick a dataset or a member. With one dataset nothing needs choosing.
     Extra keyword arguments (hop, batch, block_seconds) go to `Denoiser`.
     """
-    from ecg_jax.denoise.runs import select_members
-    from ecg_jax.denoise.weights import load_weights, member_variables, stack_variables
-
     if path and workdir:
         raise EcgJaxError("give either a weights file or a workdir, not both")
     if workdir:
-        from ecg_jax.denoise.runs import restore_members
-
         r = restore_members(workdir, member, epoch, dataset=dataset)
         meta = {"network": r.config.model, "workdir": workdir, "members": r.members}
         return Denoiser.from_variables(r.model, r.variables, r.mean, r.std, meta=meta, **kwargs)

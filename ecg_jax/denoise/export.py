@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.atomic import write_text_atomic
@@ -24,6 +25,8 @@ from ecg_jax.denoise.resampling import MODEL_FS
 from ecg_jax.denoise.runs import read_data_card, restore_members
 from ecg_jax.denoise.weights import NORMALIZATION_RULE, WeightsError, member_variables, save_weights, \
     stack_variables
+from ecg_jax.metrics import window_metrics
+from ecg_jax.models import count_params
 
 # data_card.json fields copied into the weights' meta and the card.
 _DATA_CARD_FIELDS = ("source", "source_note", "split", "records", "train_records", "test_records", "data_seed",
@@ -73,10 +76,6 @@ def scored_noise_types(config) -> tuple[str, ...]:
 
 def score_denoiser(denoiser: Denoiser, prepared, noise_types, snr_levels) -> list[dict]:
     """Mean output SNR (dB) and RMSE (mV) of `denoiser` on the test windows of every dataset."""
-    import jax.numpy as jnp
-
-    from ecg_jax.metrics import window_metrics
-
     clean = np.asarray(prepared.test.clean, np.float32)
     rows = []
     for noise_type in noise_types:
@@ -100,8 +99,6 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
     several datasets is refused (they are not a seed ensemble). `score`: add the
     test-window scores of the exported denoiser; `score_members`: also each member's own.
     """
-    from ecg_jax.models import count_params
-
     if not output.endswith(".npz"):
         raise WeightsError(f"{output}: a weights file must end in .npz")
     card_file = card_path(output)
@@ -125,6 +122,7 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
         **({"note": note} if note else {}),
     }
     if score:
+        # lazy: ecg_jax.data pulls in wfdb and pandas, needed only to score the export
         from ecg_jax.data import prepare_data
 
         prepared = prepare_data(config)

@@ -82,6 +82,7 @@ def select_members(count: int, datasets: list[tuple[str, float]] | None, member:
 def member_indices(config, member: str | int, dataset: str | None = None, where: str = "the run") -> list[int]:
     """"all" -> every member of the run (of `dataset` when given; refused if they span several
     datasets); an int (or its string) -> that one, checked."""
+    # lazy: ecg_jax.train needs ml_collections, which loading a weights file (ecg_jax.denoise) does not import
     from ecg_jax.train.members import members_of
 
     datasets = [(m.dataset.noise_type, float(m.dataset.snr_db)) for m in members_of(config)]
@@ -90,6 +91,7 @@ def member_indices(config, member: str | int, dataset: str | None = None, where:
 
 def restore_members(workdir: str, member: str | int = "all", epoch: int | None = None,
                     dataset: str | None = None) -> RestoredMembers:
+    # lazy: the training code (orbax, optax, the data pipeline) is imported only to restore a workdir
     from ecg_jax.evaluation import load_workdir_config, restore_member
 
     config = load_workdir_config(workdir)

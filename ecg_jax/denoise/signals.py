@@ -33,6 +33,7 @@ import numpy as np
 
 from ecg_jax.atomic import temp_beside
 from ecg_jax.errors import DenoiseInputError, one_line
+from ecg_jax.interrupts import deferred
 
 INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")
 OUTPUT_EXTENSIONS = (".csv", ".npy", ".hea")
@@ -277,8 +278,6 @@ class Writer:
         """Flush and close before the rename."""
 
     def commit(self) -> None:
-        from ecg_jax.interrupts import deferred
-
         self.finish()
         done = []
         with deferred():   # Ctrl-C between the renames of a WFDB record's two files waits for both

@@ -14,6 +14,10 @@ These are XLA:CPU's numbers: GPU and TPU compilers lay out, fuse and pad
 differently (TPU pads the minor dimension, here the channels, to 128 lanes),
 so the predictions are to be replaced by the same script's numbers on the
 accelerator (it runs unchanged there).
+
+JAX and the training code are imported inside the functions that use them
+(lazy): the module itself imports without JAX, for the tables' arithmetic
+(`markdown`, `roofline`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from __future__ import annotations
 import json
 import time
 from typing import Callable, Sequence
+
+from ecg_jax.atomic import write_text_atomic
 
 DEVICES = {"H100 80 GB": 80e9, "TPU v5e chip 16 GB": 16e9}
 
@@ -93,7 +99,6 @@ def run(networks: Sequence[str], sizes: Sequence[int], json_path: str | None, lo
             continue
         rows.append(measure_network(name, sizes, log=log))
         if json_path:   # rewritten after every network: an interrupted run keeps what it measured
-            from ecg_jax.atomic import write_text_atomic
             write_text_atomic(json_path, json.dumps(rows, indent=1))
     return rows
 

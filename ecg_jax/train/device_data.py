@@ -11,16 +11,14 @@ the host.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import numpy as np
 
+from ecg_jax.data import PreparedData
 from ecg_jax.data.noise import mix_components
 from ecg_jax.train.members import Member
-
-if TYPE_CHECKING:  # datasets imports heavy I/O modules; the engine only needs its arrays
-    from ecg_jax.data import PreparedData
 
 
 class SplitArrays(NamedTuple):
@@ -39,7 +37,7 @@ class MemberConsts(NamedTuple):
     std: jax.Array            # (M, C)
 
 
-def segment_keys(prepared: "PreparedData", members: Sequence[Member]) -> tuple[str, ...]:
+def segment_keys(prepared: PreparedData, members: Sequence[Member]) -> tuple[str, ...]:
     """The segment sets the members' datasets are mixed from, in first-use order."""
     keys: dict[str, None] = {}
     for m in members:
@@ -47,14 +45,14 @@ def segment_keys(prepared: "PreparedData", members: Sequence[Member]) -> tuple[s
     return tuple(keys)
 
 
-def split_arrays(prepared: "PreparedData", split: str, keys: Sequence[str]) -> SplitArrays:
+def split_arrays(prepared: PreparedData, split: str, keys: Sequence[str]) -> SplitArrays:
     rows = prepared.train if split == "train" else prepared.test
     clean = np.asarray(rows.clean, np.float32)
     noise = np.stack([np.asarray(rows.noise[k], np.float32) for k in keys])
     return SplitArrays(clean, noise)  # host arrays; sharding.put_replicated places them
 
 
-def member_consts(prepared: "PreparedData", members: Sequence[Member], keys: Sequence[str]) -> MemberConsts:
+def member_consts(prepared: PreparedData, members: Sequence[Member], keys: Sequence[str]) -> MemberConsts:
     """Host (numpy) constants of `members`; sharding.put_members places them."""
     recipes = [prepared.recipe(m.dataset.noise_type, m.dataset.snr_db) for m in members]
     stats = [prepared.norm_stats(m.dataset.noise_type, m.dataset.snr_db) for m in members]

@@ -123,8 +123,8 @@ def over_members(fn: Callable, parallelism: str, n_member_args: int) -> Callable
 def make_init_one(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], MemberState]:
     """`init_one(seed int32 scalar) -> MemberState` of one member.
 
-    The key is `jax.random.key(seed)`, the same bits as the raw
-    `PRNGKey(seed)` of earlier versions, so the numbers are unchanged.
+    The key is `jax.random.key(seed)`, a typed key with the same bits as the
+    raw `PRNGKey(seed)`: the draws, and so the numbers, are the raw key's.
     """
     tx = make_optimizer(s)
 

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ecg_jax.errors import CheckpointError
+from ecg_jax.models import create_model
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
@@ -73,8 +75,6 @@ class Experiment:
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, n_train: int | None = None) -> "Experiment":
-        from ecg_jax.models import create_model
-
         model = create_model(config.model, **config.model_kwargs.to_dict())
         n_train = n_train_windows(config) if n_train is None else n_train
         settings = TrainSettings.from_config(config, n_train, resolve_parallelism(config.train.member_parallelism))
@@ -152,6 +152,5 @@ def workdir_chunks(workdir: str, experiment: Experiment) -> list[list[Member]]:
     """The chunk layout a workdir's checkpoints were written with (members.json)."""
     layout = read_layout(workdir)
     if layout is None:
-        from ecg_jax.errors import CheckpointError
         raise CheckpointError(f"{workdir} has no members.json: train first (scripts/train.py)")
     return chunks_of(experiment, int(layout["members_per_program"]))

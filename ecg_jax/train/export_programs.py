@@ -21,6 +21,10 @@ in a GPU/TPU program is a failure: one line each, and a non-zero exit.
 
 Shapes are small (window 64, batch 8) and do not change what is lowered:
 the same functions, lifted, sharded and differentiated the same way.
+
+JAX, the networks and the training code are imported inside the functions
+(lazy): `use_cpu_devices` must set the CPU device count before anything can
+start JAX's backends.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import time
 from typing import Sequence
 
 from ecg_jax.atomic import write_text_atomic
+from ecg_jax.errors import ConfigError
 
 PLATFORMS = ("cuda", "rocm", "tpu", "cpu")
 # Custom-call targets that only a CPU runtime provides (LAPACK and DUCC kernels,
@@ -63,7 +68,6 @@ class ExportOptions:
 
 
 def check_options(o: ExportOptions) -> None:
-    from ecg_jax.errors import ConfigError
     from ecg_jax.models import MODEL_NAMES
 
     unknown = [p for p in o.platforms if p not in PLATFORMS]
@@ -85,8 +89,6 @@ def use_cpu_devices(n: int) -> None:
     """Ask for `n` CPU devices before JAX starts (fake devices standing in for the accelerators)."""
     import jax
     from jax._src import xla_bridge
-
-    from ecg_jax.errors import ConfigError
 
     if not xla_bridge.backends_are_initialized():
         jax.config.update("jax_num_cpu_devices", n)

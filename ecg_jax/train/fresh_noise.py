@@ -50,8 +50,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ecg_jax.cli import configure_jax
 from ecg_jax.data.noise import channel_stats, mix_at_snr, normalize
-from ecg_jax.errors import ConfigError
+from ecg_jax.data.records import load_mitdb, load_nstdb, missing_data_error, resolve_data_dir
+from ecg_jax.denoise.core import DEFAULT_WEIGHTS
+from ecg_jax.denoise.weights import load_weights, read_meta, save_weights, stack_variables
+from ecg_jax.errors import ConfigError, EcgJaxError
+from ecg_jax.models import create_model
 from ecg_jax.normalization import apply_in_mv
 from ecg_jax.train.engine import MemberState, _all_finite, variables_of
 
@@ -242,8 +247,6 @@ def _records_of(card: dict, config) -> tuple[list[str], list[str], list[str]]:
 
 
 def load_bank(data_dir: str, train: list[str], noise_fraction: float) -> tuple[Bank, dict]:
-    from ecg_jax.data.records import load_mitdb, load_nstdb
-
     mitdb = load_mitdb(data_dir, train, verify=False)
     nstdb = load_nstdb(data_dir, verify=False)
     t = min(len(v) for v in mitdb.values())
@@ -267,11 +270,6 @@ def _log(message: str) -> None:
 
 def train(config, workdir: str, log=_log) -> dict:
     """Run the recipe of `config.fresh`; write best.npz / last.npz with model cards into `workdir`."""
-    from ecg_jax.data.records import missing_data_error, resolve_data_dir
-    from ecg_jax.denoise.core import DEFAULT_WEIGHTS
-    from ecg_jax.denoise.weights import load_weights, read_meta, save_weights, stack_variables
-    from ecg_jax.models import create_model
-
     f = config.fresh
     s = FreshSettings.from_config(f)
     data_dir = resolve_data_dir(config.data.data_dir)
@@ -353,9 +351,6 @@ def main(argv=None) -> None:
     import argparse
 
     from ml_collections import config_flags  # noqa: F401  (the config file loader)
-
-    from ecg_jax.cli import configure_jax
-    from ecg_jax.errors import EcgJaxError
 
     p = argparse.ArgumentParser(description="Fresh-noise training of the shipped denoiser.")
     p.add_argument("--config", default="configs/denoiser.py:fresh")

@@ -38,8 +38,10 @@ from jax.experimental import multihost_utils
 from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
                                   load_config_json, resolve_config, save_config, write_text_atomic)
 from ecg_jax import interrupts
+from ecg_jax.data import data_card, prepare_data, write_data_card
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.process_settings import check_gpu_determinism
+from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays
 from ecg_jax.train.engine import MemberState, make_schedule
@@ -123,9 +125,6 @@ class _Run:
 
 
 def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end) -> list[dict]:
-    from ecg_jax.data import data_card, prepare_data, write_data_card
-    from ecg_jax.results import replace_rows
-
     config = experiment.config
     tic = time.perf_counter()
     prepared = prepare_data(config)

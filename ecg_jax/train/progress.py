@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from ecg_jax.atomic import atomic_path
+from ecg_jax.errors import ConfigError
+from ecg_jax.interrupts import disk_full_as_one_line
 
 
 def _fmt_time(seconds: float) -> str:
@@ -118,8 +120,6 @@ class MetricsLog:
             f.flush()
 
     def _disk_full(self, what: str):
-        from ecg_jax.interrupts import disk_full_as_one_line
-
         return disk_full_as_one_line(os.path.dirname(os.path.abspath(self.path)),
                                      f"{what} ({os.path.basename(self.path)})")
 
@@ -141,7 +141,6 @@ class TensorBoardLog:
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            from ecg_jax.errors import ConfigError
             raise ConfigError("train.tensorboard=True needs tensorboardX: pip install -r requirements.txt") from None
         self.writer = SummaryWriter(logdir)
 
