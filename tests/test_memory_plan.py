@@ -128,3 +128,20 @@ def test_memory_benchmark_fit_and_roofline_by_hand():
     assert t["H100 SXM (1 GPU), default"] == pytest.approx(2e-3)                           # memory-bound
     assert t["TPU v5e-8 (8 chips), default"] == pytest.approx(3.35e9 / (819e9 * 8 * 0.5))
     assert set(HARDWARE) == {"H100 SXM (1 GPU)", "TPU v5e-8 (8 chips)"}
+
+
+def test_grid_prediction_by_hand():
+    """Every network of a grid at 67 GFLOP and 6.7 GB a member-step: on the H100 at highest, 4 ms compute-bound
+    (25% of 67 TFLOP/s) and 4 ms memory-bound (50% of 3.35 TB/s), so low = high = member-steps x 4 ms."""
+    from ecg_jax.train.benchmark_memory import GRID_STEPS, GRIDS, grid_prediction
+
+    assert GRIDS == {"paper": 9 * 10 * 20 * 100 * 125, "final": (6 * 20 + 5 * 5) * 80 * 125}
+    rows = [{"network": n, "member_step": {"flops": 67e9, "bytes_accessed": 6.7e9}}
+            for n in set(GRID_STEPS["paper"]) | set(GRID_STEPS["final"])]
+    out = grid_prediction(rows)
+    low, high = out["paper"]["H100 SXM (1 GPU), highest"]
+    assert low == pytest.approx(GRIDS["paper"] * 4e-3) and high == pytest.approx(GRIDS["paper"] * 4e-3)
+    # TF32 (495 TFLOP/s): compute 67e9 / (495e12 x 0.25) = 0.54 ms, memory still 4 ms
+    low, high = out["final"]["H100 SXM (1 GPU), default"]
+    assert low == pytest.approx(GRIDS["final"] * 67e9 / (495e12 * 0.25)) and high == pytest.approx(GRIDS["final"] * 4e-3)
+    assert "final" not in grid_prediction([r for r in rows if r["network"] != "ralenet"])   # a network missing

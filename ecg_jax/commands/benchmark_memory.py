@@ -25,7 +25,7 @@ def main(argv):
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
     # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.models import MODEL_NAMES
-    from ecg_jax.train.benchmark_memory import markdown, run
+    from ecg_jax.train.benchmark_memory import markdown, prediction_markdown, run
 
     networks = list(as_list(_NETWORKS.value)) or list(MODEL_NAMES)
     unknown = [n for n in networks if n not in MODEL_NAMES]
@@ -37,3 +37,7 @@ def main(argv):
         raise ConfigError(f"--sizes must be integers, got {','.join(_SIZES.value)}") from None
     rows = run(networks, sizes, _JSON.value or None, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(markdown(rows))
+    prediction = prediction_markdown(rows)
+    if prediction:   # only when every network of a grid was measured
+        print("\nPredicted grid wall time (compute at 25% of peak, memory at 50% of bandwidth; a PREDICTION):")
+        print(prediction)

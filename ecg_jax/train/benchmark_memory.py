@@ -127,10 +127,19 @@ HARDWARE = {
     # TPU v5e: 197 TFLOP/s bfloat16 a chip; float32 at highest is 6 bfloat16 passes; 819 GB/s a chip.
     "TPU v5e-8 (8 chips)": {"highest": 197e12 / 6, "default": 197e12, "bandwidth": 819e9, "chips": 8},
 }
-# Member-steps of each grid (protocol.md): paper: 9 networks (6 + CIADNet's 3 ablation variants) x 10 seeds x
-# 20 datasets x 100 epochs x 125 steps; final: 6 networks x 20 datasets + 5 DANCE variants x 5 (emb) datasets,
-# one seed, 80 epochs x 125 steps.
-GRIDS = {"paper": 9 * 10 * 20 * 100 * 125, "final": (6 * 20 + 5 * 5) * 80 * 125}
+# Member-steps of each grid (protocol.md), by the network whose measured cost stands for it. paper: the six
+# networks and CIADNet's 3 ablation variants (costed as CIADNet) x 10 seeds x 20 datasets x 100 epochs x 125
+# steps; final: the 6 main networks x 20 datasets (the final U-Net, kernels 17,17,7,7, costed as the paper
+# U-Net) and DANCE's 5 variants x 5 emb datasets, one seed, 80 epochs x 125 steps.
+_PAPER_RUN, _FINAL_RUN = 10 * 20 * 100 * 125, 20 * 80 * 125
+GRID_STEPS = {
+    "paper": {"unet": _PAPER_RUN, "dacnn": _PAPER_RUN, "acdae": _PAPER_RUN, "ags_unet": _PAPER_RUN,
+              "ciadnet": 4 * _PAPER_RUN, "dancer": _PAPER_RUN},
+    "final": {"unet": _FINAL_RUN, "drsn": _FINAL_RUN, "dacnn_final": _FINAL_RUN, "acdae_final": _FINAL_RUN,
+              "ralenet": _FINAL_RUN, "dance_final": _FINAL_RUN,
+              **{f"dance_final_{v}": _FINAL_RUN // 4 for v in ("se", "cbam", "eca", "atnc", "arem")}},
+}
+GRIDS = {grid: sum(steps.values()) for grid, steps in GRID_STEPS.items()}
 
 
 def roofline(flops: float, bytes_accessed: float, compute_utilisation: float, memory_utilisation: float) -> dict:
@@ -142,3 +151,50 @@ def roofline(flops: float, bytes_accessed: float, compute_utilisation: float, me
             memory = bytes_accessed / (hw["bandwidth"] * hw["chips"] * memory_utilisation)
             out[f"{name}, {precision}"] = max(compute, memory)
     return out
+
+
+def grid_prediction(rows: list[dict], compute_utilisation: float = 0.25,
+                    memory_utilisation: float = 0.5) -> dict[str, dict[str, tuple[float, float]]]:
+    """Predicted wall seconds of each grid on each HARDWARE entry and precision, as (low, high).
+
+    low: every member-step compute-bound (fusion removing most of the traffic XLA's unfused byte count
+    implies); high: every member-step at max(compute, memory) with the unfused bytes. `rows` are
+    `measure_network` rows (their `member_step` cost); a grid with a network missing from `rows` is left out.
+    """
+    cost = {r["network"]: r["member_step"] for r in rows}
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for grid, steps in GRID_STEPS.items():
+        if not set(steps) <= set(cost):
+            continue
+        low: dict[str, float] = {}
+        high: dict[str, float] = {}
+        for network, n in steps.items():
+            flops = cost[network]["flops"]
+            compute_only = roofline(flops, 0.0, compute_utilisation, memory_utilisation)
+            both = roofline(flops, cost[network]["bytes_accessed"], compute_utilisation, memory_utilisation)
+            for key in both:
+                low[key] = low.get(key, 0.0) + n * compute_only[key]
+                high[key] = high.get(key, 0.0) + n * both[key]
+        out[grid] = {key: (low[key], high[key]) for key in low}
+    return out
+
+
+def prediction_markdown(rows: list[dict]) -> str:
+    """`grid_prediction` as BENCHMARKS.md's table (hours, or minutes under two hours); '' without a whole grid."""
+    predicted = grid_prediction(rows)
+    if not predicted:
+        return ""
+
+    def span(seconds: tuple[float, float]) -> str:
+        low, high = seconds
+        if high < 7200:
+            return f"{low / 60:.0f}-{high / 60:.0f} min"
+        return f"{low / 3600:.2f}-{high / 3600:.2f} h"
+
+    grids = list(predicted)
+    lines = ["| hardware, train.precision | " + " | ".join(f"{g} grid ({GRIDS[g] / 1e6:.2f} M member-steps)"
+                                                          for g in grids) + " |",
+             "|---|" + "---|" * len(grids)]
+    for key in predicted[grids[0]]:
+        lines.append(f"| {key} | " + " | ".join(span(predicted[g][key]) for g in grids) + " |")
+    return "\n".join(lines)
