@@ -197,3 +197,44 @@ def test_an_experiment_without_all_its_results_resumes_from_its_checkpoint(smoke
     assert (smoke_run.workdir / "unet" / "metrics.jsonl").read_text() == epochs_log
     for key, metrics in before.items():  # restored after the last epoch: the same evaluation
         assert after[key]["snr_db"] == pytest.approx(metrics["snr_db"], abs=1e-4)
+
+
+# ------------------------------------------------------------------ configs/final.py:all
+
+final = _load("_config_final", os.path.join(REPO, "configs", "final.py"))
+
+
+@pytest.mark.slow
+def test_final_benchmark_writes_its_four_tables_beside_the_published_cells(shared_data_dir, tmp_path):
+    """`final:all,smoke` cut to the final U-Net (plus DWT and EMD; ~2.5 min): the final README's four tables,
+    each network row followed by its published cell and our difference, computed here by hand."""
+    from ecg_jax import report
+
+    c = final.get_config("all,smoke")
+    c.networks = ("unet",)
+    c.data.source = "physionet"
+    c.data.data_dir = str(shared_data_dir)
+    published = report.load_published(report.DEFAULT_PUBLISHED)
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        paths = reproduce.reproduce(c, str(tmp_path), published=published)
+    text = open(paths["markdown"]).read()
+    titles = [line for line in text.splitlines() if line.startswith("### Final revision")]
+    assert [t.split(" — ")[0] for t in titles] == [
+        "### Final revision: every noise type at input SNR -4 dB",
+        "### Final revision: emb (bw + em + ma) at input SNR -4..4 dB",
+        "### Final revision, components: U-Net + ATNC with one attention module in the decoder, emb",
+        "### Final revision, ablation: U-Net with AREM, ATNC, both, emb"]
+
+    ours = {(r["noise_type"], r["snr_db"]): r["metrics"]["snr_db"]
+            for r in read_rows(tmp_path / "unet" / "results.jsonl")}
+    emb = text.split(titles[1])[1].split("### ")[0].splitlines()
+    unet = emb.index(next(line for line in emb if line.startswith("| U-Net |")))
+    cells = lambda line: [c.strip() for c in line.strip("|").split("|")][1:]
+    shown = f"{ours['emb', -4]:.4f}"
+    assert cells(emb[unet])[0] == f"{shown} (n=1)"
+    assert cells(emb[unet + 1])[:5] == ["5.3300", "6.1500", "6.6900", "7.7500", "8.6800"]   # published "final"
+    assert cells(emb[unet + 2])[0] == f"{float(shown) - 5.33:+.4f}"                         # as shown - published
+    assert cells(emb[unet + 2])[1] == "—"                                                   # not run: -2 dB
+    assert "Rows without results: EMD" not in text and "DRSN" in text.split(titles[1])[1].split("### ")[0]
+    assert "+ ATNC & SE" in text.split(titles[2])[1].split("### ")[0]                       # named as missing
