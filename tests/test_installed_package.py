@@ -121,8 +121,7 @@ def test_no_sys_path_manipulation_and_scripts_are_thin_wrappers():
                         if "sys.path" in fh.read():
                             offenders.append(os.path.relpath(os.path.join(root, f), REPO))
     assert offenders == []
-    # _front_door.py is what the wrappers share (the installed front door, or one line saying how to get it).
-    scripts = sorted(f for f in os.listdir(os.path.join(REPO, "scripts")) if f.endswith(".py") and f[0] != "_")
+    scripts = sorted(f for f in os.listdir(os.path.join(REPO, "scripts")) if f.endswith(".py"))
     assert len(scripts) >= 13
     for f in scripts:
         with open(os.path.join(REPO, "scripts", f)) as fh:
