@@ -184,10 +184,7 @@ def caption(table: Table) -> str:
     text = (f"{what}. Output SNR (dB, higher is better) and RMSE (mV, lower is better) at each "
             f"input SNR (dB). {upper_first(runs_text(table))}; 4 decimals; best per column in bold; "
             f"{MISSING} = no result.")
-    for extra in (epoch_caption(table), diverged_caption(table)):
-        if extra:
-            text += " " + extra
-    text += _protocol_text(table)
+    text = _with_run_details(text, table)
     if table.precisions:
         text += " " + precision_caption(table)
     if table.source == "synthetic":
@@ -202,11 +199,16 @@ def final_caption(table: Table) -> str:
     text = (f"{FINAL_TITLES[table.kind]}. Output SNR (dB, higher is better) and RMSE (mV, lower is better). "
             f"{columns}. {upper_first(runs_text(table))}; 4 decimals; best per column in bold; "
             f"{MISSING} = no result. The reference trains one run (seed 42) per cell.")
+    text = _with_run_details(text, table)
+    return ("SYNTHETIC data — " + text) if table.source == "synthetic" else text
+
+
+def _with_run_details(text: str, table: Table) -> str:
+    """A caption's shared tail: the epoch and divergence notes when they apply, then the protocol."""
     for extra in (epoch_caption(table), diverged_caption(table)):
         if extra:
             text += " " + extra
-    text += _protocol_text(table)
-    return ("SYNTHETIC data — " + text) if table.source == "synthetic" else text
+    return text + _protocol_text(table)
 
 
 # ---------------------------------------------------------------- notes
