@@ -12,7 +12,6 @@ from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.results import append_rows, make_row
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PUBLISHED = os.path.join(REPO, "..", "shared", "spec", "published.json")
 
 
 def row(method, noise, snr_in, seed, snr, rmse, revision="final"):
@@ -65,8 +64,8 @@ def test_four_tables_in_the_readme_layout():
     assert "+ ATNC" in abl.note and "+ AREM at -2, 0, 2, 4 dB" in abl.note
 
 
-def test_published_final_cells_and_differences():
-    published = report.load_published(PUBLISHED)
+def test_published_final_cells_and_differences(published_json):
+    published = report.load_published(str(published_json))
     ts = by_kind(report.build_tables(grid_rows(), published=published))
     unet = next(r for r in ts["final_by_noise"].rows if r.method == "unet")
     (pub_label, shown), (diff_label, diff) = unet.comparisons
@@ -94,14 +93,14 @@ def test_final_rows_never_mix_with_paper_tables():
     assert len(paper) == 1 and [r.revision for r in paper[0].rows] == ["paper"]
 
 
-def test_make_tables_compare_published_renders_the_final_tables(tmp_path):
+def test_make_tables_compare_published_renders_the_final_tables(tmp_path, published_json):
     results = tmp_path / "r"
     results.mkdir()
     append_rows(str(results / "results.jsonl"), grid_rows())
     out = tmp_path / "t"
     proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "make_tables.py"),
                            f"--results={results}", f"--out={out}", "--compare=published",
-                           f"--published={PUBLISHED}"], capture_output=True, text=True, cwd=REPO)
+                           f"--published={published_json}"], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     md = (out / "tables.md").read_text()
     assert "| Method | SNR(dB) bw | SNR(dB) em | SNR(dB) ma | SNR(dB) emb | RMSE bw |" in md

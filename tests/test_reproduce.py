@@ -205,7 +205,7 @@ final = _load("_config_final", os.path.join(REPO, "configs", "final.py"))
 
 
 @pytest.mark.slow
-def test_final_benchmark_writes_its_four_tables_beside_the_published_cells(shared_data_dir, tmp_path):
+def test_final_benchmark_writes_its_four_tables_beside_the_published_cells(shared_data_dir, published_json, tmp_path):
     """`final:all,smoke` cut to the final U-Net (plus DWT and EMD; ~2.5 min): the final README's four tables,
     each network row followed by its published cell and our difference, computed here by hand."""
     from ecg_jax import report
@@ -214,7 +214,7 @@ def test_final_benchmark_writes_its_four_tables_beside_the_published_cells(share
     c.networks = ("unet",)
     c.data.source = "physionet"
     c.data.data_dir = str(shared_data_dir)
-    published = report.load_published(report.DEFAULT_PUBLISHED)
+    published = report.load_published(str(published_json))
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
         paths = reproduce.reproduce(c, str(tmp_path), published=published)
