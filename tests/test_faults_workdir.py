@@ -127,7 +127,10 @@ def test_evaluate_of_a_damaged_latest_checkpoint_uses_the_intact_one_and_changes
 ORPHANED_READS = """
 import asyncio, gc, sys
 import orbax.checkpoint as ocp
+from ecg_jax.quiet_logs import quiet_orbax
 from ecg_jax.train import checkpoints
+
+quiet_orbax()   # as every ecg-jax entry point does (cli.run_main)
 
 def orphaned_read(text):
     # What tensorstore leaves behind when a read finishes after orbax gave up on its restore:
