@@ -51,8 +51,6 @@ FINAL_TITLES = {
     "final_components": "Final revision, components: U-Net + ATNC with one attention module in the decoder, emb",
     "final_ablation": "Final revision, ablation: U-Net with AREM, ATNC, both, emb",
 }
-# README rows that ecg-jax cannot train, and why: the registry's own list (empty since dacnn_final is built).
-NOT_BUILT = UNAVAILABLE_MODELS
 WHY_MISSING = ("not in the results read: not run yet, or its run's config did not include that noise type "
                "or input SNR (configs/final.py:all runs every cell)")
 
@@ -252,7 +250,7 @@ def final_missing_note(table: Table, labels: dict[str, str], wanted: list[list[t
     for method, cells in zip(labels, wanted):
         row = have.get(method)
         if row is None:
-            why = NOT_BUILT.get(method)
+            why = UNAVAILABLE_MODELS.get(method)   # rows ecg-jax cannot train, and why
             absent_rows.append(labels[method] + (f" (not built: {why})" if why else ""))
             continue
         empty = [columns[j] for j, c in enumerate(row.cells["snr_db"]) if c.n_runs == 0]
