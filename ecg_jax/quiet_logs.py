@@ -62,8 +62,9 @@ def quiet_orbax() -> None:
 
     logging.getLogger("absl").addFilter(DropOrbaxRecords())
     logging.getLogger("asyncio").addFilter(DropOrbaxRecords())
-    warnings.filterwarnings("ignore", message=r"coroutine '_read_array_index_and_device_put' was never awaited",
-                            category=RuntimeWarning)
+    # Reads abandoned on a damaged checkpoint, and writes abandoned when the disk fills, leave orbax coroutines unawaited.
+    warnings.filterwarnings("ignore", message=r"coroutine '(_read_array_index_and_device_put|async_serialize_from_host"
+                            r"\.<locals>\.write_fragment)' was never awaited", category=RuntimeWarning)
     previous_hook = sys.unraisablehook
 
     def hook(unraisable) -> None:
