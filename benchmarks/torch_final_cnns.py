@@ -13,14 +13,12 @@ Module names are chosen so that `to_flax` is a renaming:
 "decoder.0.eca.conv.weight" is ("dec0_eca", "kernel"),
 "decoder.0.dam.channel_mlp.bn1.running_mean" is batch_stats ("dec0_dam", "channel_mlp", "bn1", "mean").
 
-The final DACNN (258,457 parameters in models.md) is a RECONSTRUCTION: its
-source at the pinned commit (ab22e14) is not among the stored copies of the
-reference; the stored models/DACNN.py versions (the blocks this twin follows)
-have kernels (13, 7, 7, 7) / (7, 7, 7, 13) (329,881, the paper's) or
-(11, 5, 5, 5) / (5, 5, 5, 11) (286,745). `TorchDACNN` takes the kernels as
-arguments; "dacnn_final" is encoder (17, 17, 3, 3), decoder (3, 3, 17, 17),
-the set that the parameter count pins (see ecg_jax.models.dacnn.DACNNFinal).
-The twin checks the Flax code, not the reconstruction.
+The final DACNN (`TorchDACNNFinal`, 258,457 parameters) follows the layout
+models.md gives for the reference's models/DACNN.py at ab22e14 ("DACNN (final):
+its layout"): stride-1 convolutions, max-pooling after encoder blocks 0-2, and
+linear x2 upsampling with the skip added before decoder blocks 1-3. The strided
+`TorchDACNN` is the paper revision's DACNN (329,881 with its kernels), kept to
+check `ecg_jax.models.dacnn.DACNN`.
 
 Importing this module imports torch.
 """
@@ -36,7 +34,8 @@ KERNELS = (13, 7, 7, 7)
 LEAKY_SLOPE = 0.01
 
 REFERENCE_PARAM_COUNTS = {"drsn": 328_422, "dacnn_final": 258_457, "acdae_final": 151_735}
-# DACNN: (encoder kernels, decoder kernels); the paper network's are (13, 7, 7, 7), (7, 7, 7, 13).
+# DACNN: (encoder kernels, decoder kernels).
+DACNN_PAPER_KERNELS = ((13, 7, 7, 7), (7, 7, 7, 13))
 DACNN_FINAL_KERNELS = ((17, 17, 3, 3), (3, 3, 17, 17))
 
 
@@ -263,10 +262,11 @@ class DACNNDecoderLevel(nn.Module):
 
 
 class TorchDACNN(nn.Module):
-    """Four strided encoder levels (L/2 .. L/16), four transposed-conv decoder levels; the input of
-    decoder level j > 0 is the previous output plus the encoder output of the same length."""
+    """The paper's DACNN: four strided encoder levels (L/2 .. L/16), four transposed-conv decoder
+    levels; the input of decoder level j > 0 is the previous output plus the encoder output of the
+    same length."""
 
-    def __init__(self, encoder_kernels=DACNN_FINAL_KERNELS[0], decoder_kernels=DACNN_FINAL_KERNELS[1]):
+    def __init__(self, encoder_kernels=DACNN_PAPER_KERNELS[0], decoder_kernels=DACNN_PAPER_KERNELS[1]):
         super().__init__()
         c = CHANNELS
         self.encoder = nn.ModuleList(DACNNEncoderLevel(c[i], c[i + 1], k) for i, k in enumerate(encoder_kernels))
@@ -283,7 +283,51 @@ class TorchDACNN(nn.Module):
         return x
 
 
-TORCH_MODELS = {"drsn": TorchDRSN, "dacnn_final": TorchDACNN, "acdae_final": TorchACDAEFinal}
+class DACNNFinalBlock(nn.Module):
+    """BN(APReLU(Conv(stride 1, padding (k-1)//2)(x))), then DAM when asked: the length is kept."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dam: bool):
+        super().__init__()
+        self.conv = same_conv(c_in, c_out, kernel)
+        self.aprelu = APReLU(c_out)
+        self.bn = nn.BatchNorm1d(c_out)
+        self.dam = DualAttention(c_out) if dam else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.aprelu(self.conv(x)))
+        return x if self.dam is None else self.dam(x)
+
+
+class TorchDACNNFinal(nn.Module):
+    """The final revision's DACNN (models.md, "DACNN (final): its layout"). Encoder blocks 0-2 are
+    kept as skips and max-pooled; block 3 (L/8) feeds decoder block 0 directly; before decoder
+    blocks 1-3 the input is upsampled (linear, x2) and the skip of that length added. DAM after
+    decoder blocks 0-2."""
+
+    def __init__(self):
+        super().__init__()
+        c = CHANNELS
+        encoder_kernels, decoder_kernels = DACNN_FINAL_KERNELS
+        self.encoder = nn.ModuleList(DACNNFinalBlock(c[i], c[i + 1], k, dam=False)
+                                     for i, k in enumerate(encoder_kernels))
+        self.decoder = nn.ModuleList(DACNNFinalBlock(c[4 - j], c[3 - j], k, dam=j < 3)
+                                     for j, k in enumerate(decoder_kernels))
+        self.pool = nn.MaxPool1d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i in range(3):
+            x = self.encoder[i](x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.decoder[0](self.encoder[3](x))
+        for j in range(1, 4):
+            x = self.decoder[j](self.up(x) + skips[3 - j])
+        return x
+
+
+TORCH_MODELS = {"drsn": TorchDRSN, "dacnn_final": TorchDACNNFinal, "acdae_final": TorchACDAEFinal}
 
 _SIDES = {"encoder": "enc", "decoder": "dec"}
 _STATS = {"running_mean": "mean", "running_var": "var"}

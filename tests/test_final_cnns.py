@@ -6,9 +6,9 @@ are written independently from the reference's code; here the Flax networks
 must compute what they compute on copied weights (train- and eval-mode
 outputs, BatchNorm running statistics, MSE gradients; float64 and float32),
 both must have the models.md parameter counts, and the new blocks are checked
-by hand. `dacnn_final` is a reconstruction pinned by its parameter count
-(ecg_jax.models.dacnn.DACNNFinal): the paper DACNN with other kernels, which
-is checked here too.
+by hand. `dacnn_final`'s twin follows models.md's layout of the reference's
+final DACNN (stride-1 convolutions, max-pool down, linear upsampling up); the
+strided paper DACNN is checked against its own twin here too.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from torch_final_cnns import (ChannelECA, ResidualShrinkageBlock, Shrink, TorchDACNN,  # noqa: E402
-                              count_params, create_torch_model, to_flax)
+from torch_final_cnns import (DACNN_FINAL_KERNELS, ChannelECA, ResidualShrinkageBlock, Shrink,  # noqa: E402
+                              TorchDACNN, count_params, create_torch_model, to_flax)
 from twin_parity import check_parity, state_of  # noqa: E402
 
 from ecg_jax.models import count_params as flax_count_params  # noqa: E402
@@ -64,25 +64,34 @@ def test_only_acdae_final_has_no_batchnorm():
     assert "batch_stats" not in flax_shapes("acdae_final")
 
 
-def test_dacnn_final_differs_from_the_paper_dacnn_only_in_its_kernels():
-    """Same variable tree (names, every non-convolution shape); conv kernels (17, 17, 3, 3) and
-    ConvT kernels (3, 3, 17, 17) against the paper's (13, 7, 7, 7) and (7, 7, 7, 13)."""
-    paper, final = flax_shapes("dacnn"), flax_shapes("dacnn_final")
-    flat_paper = dict(jax.tree_util.tree_leaves_with_path(paper))
-    flat_final = dict(jax.tree_util.tree_leaves_with_path(final))
-    assert list(flat_paper) == list(flat_final)
-    taps = {}
-    for path, leaf in flat_final.items():
-        key = jax.tree_util.keystr(path)
-        module = path[1].key
-        if module.endswith(("_conv", "_convt")) and path[-1].key == "kernel":
-            taps[module] = (flat_paper[path].shape[0], leaf.shape[0])
-            assert flat_paper[path].shape[1:] == leaf.shape[1:], key
-        else:
-            assert flat_paper[path].shape == leaf.shape, key
-    assert taps == {"enc0_conv": (13, 17), "enc1_conv": (7, 17), "enc2_conv": (7, 3), "enc3_conv": (7, 3),
-                    "dec0_convt": (7, 3), "dec1_convt": (7, 3), "dec2_convt": (7, 17), "dec3_convt": (13, 17)}
-    assert flax_count_params(paper["params"]) == 329_881 == reference_param_count("dacnn")
+def test_dacnn_final_has_the_reference_layout_not_the_paper_one():
+    """Stride-1 convolutions only (no transposed ones), kernels (17, 17, 3, 3) / (3, 3, 17, 17),
+    DAM after decoder blocks 0-2: the variable tree of models.md's layout. The paper DACNN has
+    the same blocks with strided and transposed convolutions."""
+    final = flax_shapes("dacnn_final")["params"]
+    assert sorted(final) == sorted([f"enc{i}_{b}" for i in range(4) for b in ("conv", "aprelu", "bn")]
+                                   + [f"dec{j}_{b}" for j in range(4) for b in ("conv", "aprelu", "bn")]
+                                   + [f"dec{j}_dam" for j in range(3)])
+    taps = {name: final[name]["kernel"].shape for name in final if name.endswith("_conv")}
+    assert taps == {"enc0_conv": (17, 2, 16), "enc1_conv": (17, 16, 32), "enc2_conv": (3, 32, 64),
+                    "enc3_conv": (3, 64, 128), "dec0_conv": (3, 128, 64), "dec1_conv": (3, 64, 32),
+                    "dec2_conv": (17, 32, 16), "dec3_conv": (17, 16, 2)}
+    assert any(name.endswith("_convt") for name in flax_shapes("dacnn")["params"])
+
+
+def test_dacnn_final_is_not_the_strided_network_with_its_kernels():
+    """The parity test below can tell the layouts apart: the strided twin with the final kernels
+    has the same parameter count but, on the same weights, another output."""
+    torch.manual_seed(0)
+    strided = TorchDACNN(*DACNN_FINAL_KERNELS).eval()
+    final = create_torch_model("dacnn_final").eval()
+    assert count_params(strided) == count_params(final) == 258_457
+    shared = {k: v for k, v in final.state_dict().items() if k in strided.state_dict()
+              and strided.state_dict()[k].shape == v.shape}
+    strided.load_state_dict(shared, strict=False)
+    x = torch.randn(2, 2, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert not torch.allclose(strided(x), final(x), atol=1e-3)
 
 
 def test_dacnn_twin_with_the_paper_kernels_is_the_paper_dacnn():

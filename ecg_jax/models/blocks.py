@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ecg_jax.models.layers import (BatchNorm, Conv1d, Dense, global_avg_pool,
-                                   global_max_pool, leaky_relu, torch_uniform)
+                                   global_max_pool, leaky_relu, max_reduce, torch_uniform)
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -217,7 +217,7 @@ class DAM(nn.Module):
         w = jax.nn.sigmoid(channel_mlp(global_avg_pool(x), train)
                            + channel_mlp(global_max_pool(x), train))
         pooled = jnp.concatenate([jnp.mean(x, axis=-1, keepdims=True),
-                                  jnp.max(x, axis=-1, keepdims=True)], axis=-1)
+                                  max_reduce(x, -1)[..., None]], axis=-1)
         v = jax.nn.sigmoid(Conv1d(1, 1, name="spatial_conv")(pooled))
         self.sow("intermediates", "channel_gate", w)
         self.sow("intermediates", "spatial_gate", v)

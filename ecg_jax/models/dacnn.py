@@ -1,4 +1,9 @@
-"""DACNN: strided encoder-decoder with APReLU, BatchNorm and dual attention (models.md)."""
+"""DACNN: encoder-decoders with APReLU, BatchNorm and dual attention (models.md).
+
+The paper's `DACNN` is strided (Conv stride 2 down, ConvT stride 2 up); the final
+revision's `DACNNFinal` keeps the length with stride-1 convolutions and
+max-pools / upsamples between blocks.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import flax.linen as nn
 import jax
 
 from ecg_jax.models.blocks import DAM, APReLU
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, check_input,
-                                   same_padding)
+from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, check_input, max_pool2,
+                                   same_padding, upsample_linear2)
 
 WIDTHS = (2, 16, 32, 64, 128)
 
@@ -50,29 +55,43 @@ class DACNN(nn.Module):
         return x
 
 
-class DACNNFinal(DACNN):
-    """The final revision's DACNN (models.md, "Final revision networks": 258,457 parameters),
-    RECONSTRUCTED from its parameter count: the paper `DACNN` with encoder kernels
-    (17, 17, 3, 3) and the mirrored decoder kernels (3, 3, 17, 17).
+class DACNNFinal(nn.Module):
+    """The final revision's DACNN (reference models/DACNN.py at ab22e14; models.md,
+    "DACNN (final): its layout"): stride-1 "same" convolutions, max-pooling
+    down, linear upsampling up. 258,457 parameters.
 
-    Its source (models/DACNN.py at reference commit ab22e14) is not among the
-    stored copies of the reference, so this is not a reading of it. What pins
-    it: with the paper DACNN's layout (same widths, APReLU, BatchNorm, DAM,
-    stride-2 Conv/ConvT), everything but the convolution weights is 178,521
-    parameters, and the weights are 32*a0 + 512*a1 + 2048*a2 + 8192*a3 with
-    a_i = encoder kernel + decoder kernel of level i (decoder level 3-i mirrors
-    encoder level i). 258,457 needs sum = 79,936, which (34, 34, 6, 6) gives:
-    kernels 17, 17, 3, 3 and their mirror, the original DACNN's encoder kernels
-    (the final U-Net moved to 17, 17 first kernels too). Other kernel sets give
-    the same count but look unnatural; the earlier stored versions have
-    (13, 7, 7, 7) (329,881, the paper's) and (11, 5, 5, 5) (286,745). Only the
-    ab22e14 source can settle it (layout and kernels); until then results of
-    this network are results of this reconstruction.
+    Encoder block i: BN(APReLU(Conv(c[i]->c[i+1], k_i))), kernels (17, 17, 3, 3).
+    Blocks 0-2 are kept as skips and max-pooled; block 3 runs at L/8 and feeds
+    decoder block 0 directly (no pooling or upsampling between them).
+    Decoder block j: BN(APReLU(Conv(c[4-j]->c[3-j], k_j))), kernels (3, 3, 17, 17),
+    then DAM except after the last block (16 -> 2); before blocks 1-3:
+    x = Up(x) + skip_{3-j}. The last BatchNorm's output is the network's output.
 
-    Every odd kernel keeps the lengths exact: stride-2 Conv with padding
-    (k-1)//2 halves an even length, ConvT with padding (k-1)//2 and
-    output_padding 1 gives (L-1)*2 - (k-1) + k + 1 = 2L.
+    Same widths, kernels and blocks as a strided/transposed layout, hence the
+    same parameter count: a count does not tell the two apart, the layout above
+    (from the reference source, read by a maintainer) does.
     """
 
     encoder_kernels: ClassVar[tuple[int, ...]] = (17, 17, 3, 3)
     decoder_kernels: ClassVar[tuple[int, ...]] = (3, 3, 17, 17)
+    decoder_widths: ClassVar[tuple[int, ...]] = (64, 32, 16, 2)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        check_input(x, multiple=8)   # three poolings
+        skips = []
+        for i, k in enumerate(self.encoder_kernels):
+            x = Conv1d(WIDTHS[i + 1], k, name=f"enc{i}_conv")(x)
+            x = BatchNorm(name=f"enc{i}_bn")(APReLU(name=f"enc{i}_aprelu")(x, train), train)
+            if i < len(self.encoder_kernels) - 1:
+                skips.append(x)
+                x = max_pool2(x)
+        last = len(self.decoder_kernels) - 1
+        for j, (k, width) in enumerate(zip(self.decoder_kernels, self.decoder_widths)):
+            if j > 0:
+                x = upsample_linear2(x) + skips[last - j]
+            x = Conv1d(width, k, name=f"dec{j}_conv")(x)
+            x = BatchNorm(name=f"dec{j}_bn")(APReLU(name=f"dec{j}_aprelu")(x, train), train)
+            if j < last:
+                x = DAM(name=f"dec{j}_dam")(x, train)
+        return x

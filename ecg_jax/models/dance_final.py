@@ -22,8 +22,8 @@ import jax.numpy as jnp
 from ecg_jax.errors import ConfigError
 from ecg_jax.models.blocks import CAC, ECA
 from ecg_jax.models.layers import (BatchNorm, Conv1d, Dense, check_input, global_avg_pool,
-                                   global_max_pool, max_pool2, same_padding, torch_uniform,
-                                   upsample_linear2)
+                                   global_max_pool, max_pool2, max_reduce, same_padding,
+                                   torch_uniform, upsample_linear2)
 
 WIDTHS = (2, 16, 32, 64, 128)
 KERNELS = (13, 7, 7, 7)
@@ -124,7 +124,7 @@ class CBAM(nn.Module):
         w = excite(global_avg_pool(x)) + excite(global_max_pool(x))
         x = x * w[:, None, :]
         pooled = jnp.concatenate([jnp.mean(x, axis=-1, keepdims=True),
-                                  jnp.max(x, axis=-1, keepdims=True)], axis=-1)
+                                  max_reduce(x, -1)[..., None]], axis=-1)
         v = jax.nn.sigmoid(Conv1d(1, self.kernel_size, use_bias=False, name="spatial_conv")(pooled))
         self.sow("intermediates", "channel_gate", w)
         self.sow("intermediates", "spatial_gate", v)

@@ -249,11 +249,46 @@ def leaky_relu(x: jax.Array) -> jax.Array:
     return jax.nn.leaky_relu(x, negative_slope=0.01)
 
 
+# Why max has its own derivative: JAX differentiates a max-reduction as
+# g * (x == max(x)) / count(x == max(x)), an equality test between x and the
+# maximum computed from it. XLA may duplicate x's cheap producer into several
+# fusions (the forward max, the equality mask, the count) and round it
+# differently in each, e.g. with and without a fused multiply-add, depending on
+# the vector ISA it compiles for. A one-ulp difference then fails the equality
+# everywhere in a window and its gradient is silently dropped: AGS-UNet's
+# jitted gradient was off by 20 % on XLA:CPU with AVX2 code (jax 0.10.2; the
+# un-jitted one was right; README, "Known issues"). Routing the gradient to the
+# first arg-max instead never compares against a recomputed maximum: a
+# differently rounded copy can at worst move the gradient between two entries
+# within an ulp of each other, never lose it. The value is `jnp.max`'s, bit for
+# bit; the gradient equals JAX's except at exact ties, where it goes to the
+# first maximum, as PyTorch's MaxPool1d and max(dim) do (torch.amax splits it).
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def max_reduce(x: jax.Array, axis: int) -> jax.Array:
+    """`jnp.max(x, axis)` whose derivative is the tangent at the first maximum (see above)."""
+    return jnp.max(x, axis=axis)
+
+
+@max_reduce.defjvp
+def _max_reduce_jvp(axis, primals, tangents):
+    (x,), (tangent,) = primals, tangents
+    if x.shape[axis] == 2:   # max-pooling by 2: one comparison instead of an arg-max reduction
+        first, second = jnp.split(x, 2, axis=axis)
+        chosen = jnp.squeeze(second > first, axis)
+        t_first, t_second = jnp.split(tangent, 2, axis=axis)
+        tangent_out = jnp.where(chosen, jnp.squeeze(t_second, axis), jnp.squeeze(t_first, axis))
+    else:
+        first_max = jnp.argmax(x, axis=axis, keepdims=True)
+        at_max = lax.broadcasted_iota(first_max.dtype, x.shape, axis % x.ndim) == first_max
+        tangent_out = jnp.sum(jnp.where(at_max, tangent, jnp.zeros_like(tangent)), axis=axis)
+    return jnp.max(x, axis=axis), tangent_out
+
+
 def max_pool2(x: jax.Array) -> jax.Array:
     """`MaxPool1d(2)` over time: (B, L, C) -> (B, L // 2, C), an odd last sample dropped."""
     b, length, c = x.shape
     half = length // 2
-    return jnp.max(x[:, : 2 * half].reshape(b, half, 2, c), axis=2)
+    return max_reduce(x[:, : 2 * half].reshape(b, half, 2, c), 2)
 
 
 def upsample_linear2(x: jax.Array) -> jax.Array:
@@ -282,8 +317,8 @@ def global_avg_pool(x: jax.Array) -> jax.Array:
 
 
 def global_max_pool(x: jax.Array) -> jax.Array:
-    """Max over time: (B, L, C) -> (B, C)."""
-    return jnp.max(x, axis=1)
+    """Max over time: (B, L, C) -> (B, C), differentiated as `max_reduce`."""
+    return max_reduce(x, 1)
 
 
 def check_input(x: jax.Array, multiple: int = 16) -> None:
