@@ -26,8 +26,8 @@ from ecg_jax.configs import common
 
 # The networks of the reference's final README (models.md, "Final revision
 # networks"): the main comparison, then DANCE's component and ablation variants.
-# `unet` is the final U-Net, kernels (17, 17, 7, 7); `dacnn_final` is reconstructed
-# from its parameter count (ecg_jax.models.dacnn.DACNNFinal).
+# `unet` is the final U-Net, kernels (17, 17, 7, 7); `dacnn_final` the final DACNN
+# (stride-1 layout of models.md, ecg_jax.models.dacnn.DACNNFinal).
 MAIN_NETWORKS = ("unet", "drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final")
 VARIANTS = ("dance_final_se", "dance_final_cbam", "dance_final_eca", "dance_final_atnc", "dance_final_arem")
 NETWORKS = MAIN_NETWORKS + VARIANTS

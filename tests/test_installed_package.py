@@ -1,8 +1,12 @@
 """ecg-jax as a user gets it: the `ecg-jax` front door, built-in configs by name, and (slow) the wheel
 installed into a fresh virtualenv, used from a folder outside the repository.
 
-The virtualenv is made with --system-site-packages: the dependencies are the
-ones already installed (requirements.txt); the wheel itself goes in with
+The fresh virtualenv sees the dependencies already installed in the
+environment that runs the tests (requirements.txt), whatever that is: the
+machine's interpreter, a virtualenv, a uv or conda environment. Its
+`--system-site-packages` would show the *base* interpreter's packages, not an
+outer virtualenv's, so instead a .pth file lists the running interpreter's
+package folders (never this checkout). The wheel itself goes in with
 --no-deps, so the test needs no network. That the package's own files come
 from the virtualenv, not from this checkout, is asserted.
 """
@@ -163,6 +167,49 @@ print(json.dumps({"ecg_jax": ecg_jax.__file__, "configs": ecg_jax.configs.__file
 """
 
 
+def running_package_folders() -> list[str]:
+    """The folders this interpreter imports installed packages from, none inside the checkout.
+
+    A folder named in a .pth file is put on the path as it is; the .pth files
+    inside it are not run, so an editable install of this checkout stays out.
+    """
+    repo = os.path.realpath(REPO)
+    folders = []
+    for entry in sys.path:
+        real = os.path.realpath(entry or os.curdir)
+        inside = real == repo or real.startswith(repo + os.sep)
+        if os.path.isdir(real) and not inside and os.path.basename(real) in ("site-packages", "dist-packages"):
+            folders.append(real)
+    return list(dict.fromkeys(folders))
+
+
+def make_virtualenv_seeing_these_packages(venv) -> str:
+    """A fresh virtualenv whose interpreter also imports this environment's packages; its python."""
+    made = run([sys.executable, "-m", "venv", "--without-pip", str(venv)], venv.parent)
+    assert made.returncode == 0, made.stderr
+    python = str(venv / "bin" / "python")
+    purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], venv.parent)
+    assert purelib.returncode == 0, purelib.stderr
+    folders = running_package_folders()
+    assert folders, f"no site-packages folder on {sys.path}"
+    with open(os.path.join(purelib.stdout.strip(), "_running_environment.pth"), "w") as f:
+        f.write("\n".join(folders) + "\n")
+    return python
+
+
+def test_the_fresh_virtualenv_sees_this_environments_packages_not_the_checkout(tmp_path):
+    python = make_virtualenv_seeing_these_packages(tmp_path / "venv")
+    code = "import json, sys, jax, numpy; print(json.dumps([sys.prefix, jax.__file__, numpy.__file__]))"
+    proc = run([python, "-c", code], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    prefix, jax_file, numpy_file = json.loads(proc.stdout)
+    assert os.path.realpath(prefix) == os.path.realpath(tmp_path / "venv")
+    import jax
+    assert os.path.realpath(jax_file) == os.path.realpath(jax.__file__)     # the running environment's jax
+    missing = run([python, "-c", "import ecg_jax"], tmp_path)             # the checkout is not visible
+    assert missing.returncode != 0 and "No module named 'ecg_jax'" in missing.stderr
+
+
 @pytest.mark.slow
 def test_wheel_in_a_fresh_virtualenv(tmp_path, shared_data_dir):
     src, dist, venv, work = (tmp_path / n for n in ("src", "dist", "venv", "work"))
@@ -184,9 +231,8 @@ def test_wheel_in_a_fresh_virtualenv(tmp_path, shared_data_dir):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "ecg-jax = ecg_jax.commands:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
-    made = run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], tmp_path)
-    assert made.returncode == 0, made.stderr
-    python, ecg_jax_cmd = str(venv / "bin" / "python"), str(venv / "bin" / "ecg-jax")
+    python = make_virtualenv_seeing_these_packages(venv)
+    ecg_jax_cmd = str(venv / "bin" / "ecg-jax")
     inst = run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", str(wheel)], tmp_path)
     assert inst.returncode == 0, inst.stdout + inst.stderr
     shutil.rmtree(src)            # nothing may come from the copy the wheel was built from

@@ -31,7 +31,7 @@ PAPER_MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
 # The reference's final revision (models.md, "Final revision networks"): five
 # networks in its README's order (after its U-Net, `unet` with kernels 17, 17, 7, 7),
 # then DANCE's component and ablation variants (one class, a switch each).
-# `dacnn_final` is reconstructed from its parameter count (ecg_jax.models.dacnn.DACNNFinal).
+# `dacnn_final` is the final DACNN's stride-1 layout (models.md; ecg_jax.models.dacnn.DACNNFinal).
 FINAL_MODEL_NAMES = ("drsn", "dacnn_final", "acdae_final", "ralenet", "dance_final")
 DANCE_VARIANT_NAMES = ("dance_final_se", "dance_final_cbam", "dance_final_eca",
                        "dance_final_atnc", "dance_final_arem")
