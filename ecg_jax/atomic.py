@@ -6,10 +6,10 @@ none) in place; a full disk is one line naming the folder and the file
 here: `write_text_atomic` and `save_npz_atomic` for whole files (configs, cards,
 the data cache and export, weights files, benchmark results), `atomic_path` for
 writers that stream into the temporary file themselves (results.jsonl, the
-epochs kept of metrics.jsonl, the denoiser's plot), `temp_beside` for the
-denoiser's outputs (`denoise.signals.Writer`, which renames a WFDB record's two
-files together). Appends (metrics.jsonl, results rows) are not replaced and
-do not come here.
+epochs kept of metrics.jsonl, the denoiser's plot, the report's figures),
+`temp_beside` for the denoiser's outputs (`denoise.signals.Writer`, which
+renames a WFDB record's two files together). Appends (metrics.jsonl, results
+rows) are not replaced and do not come here.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.denoise.overlap import crossfade_weights, cut_windows, overlap_add, windows_covering
-from ecg_jax.denoise.resampling import MODEL_FS, Ratio, resample_span
+from ecg_jax.denoise.resampling import MODEL_FS, Ratio, check_fs, resample_span
 from ecg_jax.denoise.runs import restore_members, select_members
 from ecg_jax.denoise.signals import NEEDS_FS, Recording, Writer, array_recording, extension, to_mv_factor
 from ecg_jax.denoise.weights import SHIPPED_WEIGHTS, load_weights, member_variables, stack_variables
@@ -287,6 +287,7 @@ class Denoiser:
 
         if recording.fs is None:
             raise DenoiseInputError(f"{recording.path}: no sampling rate given")
+        check_fs(recording.fs, recording.path)
         gaps = scan_recording(recording)
         read = reflected_reader(recording, gaps)
         ratio = Ratio.between(recording.fs)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ecg_jax.atomic import atomic_path
 from ecg_jax.denoise.core import check_amplitude, load_denoiser
-from ecg_jax.denoise.signals import Recording, check_output_path, open_recording, open_writer
+from ecg_jax.denoise.signals import Recording, check_output_path, check_space, open_recording, open_writer
 from ecg_jax.denoise.signals import output_path as output_path_of
 from ecg_jax.errors import DenoiseInputError, one_line
 from ecg_jax.interrupts import disk_full_as_one_line
@@ -27,9 +27,11 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     Returns a summary: samples, leads, fs, seconds of signal, wall time.
     Everything that can be checked is checked before the network is loaded: the
     output and the plot paths (an existing file is refused unless `overwrite`; the
-    plot's folder must exist), the input, the weights. The plot is rendered to a
-    temporary file before the output is committed and renamed after it, so a
-    failure (a full disk, Ctrl-C) leaves neither half-written. The output may
+    plot's folder must exist), the input (its rate: `resampling.check_fs`), the
+    free space for a .npy/.hea output (`signals.check_space`), the weights. The
+    plot is rendered to a temporary file before the output is committed and
+    renamed after it, so a failure (a full disk, Ctrl-C) leaves neither
+    half-written. The output may
     not be the input (`check_not_input`), and the input's amplitude must be
     plausible for ECG in mV (`core.check_amplitude`; `units` for .csv/.npy).
     """
@@ -38,6 +40,7 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     if plot is not None:
         check_plot_path(plot, overwrite)   # a .png: never an input
     recording = open_recording(input_path, fs, units)
+    check_space(output_path, recording.n_samples, recording.n_leads)   # a .npy/.hea's size is known
     check_amplitude(recording)
     denoiser = load_denoiser(weights, workdir=workdir, member=member, dataset=dataset)
     tic = time.perf_counter()

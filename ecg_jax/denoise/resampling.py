@@ -23,7 +23,13 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
+from ecg_jax.errors import DenoiseInputError
+
 MODEL_FS = 360
+# The sampling rates a recording may have (Hz), checked before anything is read or built: an ECG
+# below 50 Hz has lost its QRS complexes, and the filter and the resampled signal grow with the
+# ratio to 360 Hz (--fs 0.001 would upsample 360000-fold: gigabytes for a few samples).
+MIN_FS, MAX_FS = 50.0, 10_000.0
 # fs is a float in file headers (e.g. 359.9999 after a rounding); ratios are
 # kept to small integers so the polyphase filter stays short.
 MAX_DENOMINATOR = 1000
@@ -33,6 +39,19 @@ MAX_DENOMINATOR = 1000
 # side brings that below 1e-5 for about 3x the (small) filtering cost.
 KAISER_BETA = 10.0
 HALF_LENGTH_PER_RATE = 30
+
+
+def check_fs(fs: float, source: str | None = None) -> None:
+    """Refuse a sampling rate outside MIN_FS..MAX_FS in one line: given with --fs (`source` None), or
+    stated by the file `source` itself."""
+    if MIN_FS <= float(fs) <= MAX_FS:
+        return
+    accepted = f"the sampling rates ecg-jax can resample to {MODEL_FS} Hz are {MIN_FS:g}..{MAX_FS:g} Hz"
+    if source is None:
+        raise DenoiseInputError(f"--fs {float(fs):g} Hz is out of range: {accepted}; give the recording's rate "
+                                f"in Hz (e.g. --fs 500)")
+    raise DenoiseInputError(f"{source}: its sampling rate, {float(fs):g} Hz, is out of range: {accepted}; "
+                            f"resample the recording into that range first")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,17 @@ write them to a temporary file that is renamed when complete:
   .hea   WFDB format 16 (.hea + .dat), same rate, lead names and units as the
          input; the input's ADC gain and baseline when it was WFDB, else
          1000 units per mV (1 µV steps). NaN is written as WFDB's invalid sample.
+
+A .npy or WFDB output whose size exceeds the free space of its folder is refused
+before it is created (`check_space`; a .npy is then reserved on disk, since a
+memory map written past a full disk is a SIGBUS); a failed write removes every
+temporary file, even when closing it fails too. Input rates outside
+`resampling.MIN_FS..MAX_FS` are refused before the file is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -32,8 +39,9 @@ from typing import Callable
 import numpy as np
 
 from ecg_jax.atomic import temp_beside
+from ecg_jax.denoise.resampling import check_fs
 from ecg_jax.errors import DenoiseInputError, one_line
-from ecg_jax.interrupts import deferred
+from ecg_jax.interrupts import DiskFullError, deferred, free_bytes, is_disk_full, size_text
 
 INPUT_EXTENSIONS = (".csv", ".npy", ".hea", ".edf")
 OUTPUT_EXTENSIONS = (".csv", ".npy", ".hea")
@@ -115,6 +123,8 @@ def open_recording(path: str, fs: float | None = None, units: str | None = None)
         raise DenoiseInputError(f"{path}: a {ext} file has no sampling rate; give it with --fs HZ")
     if fs is not None and not (np.isfinite(fs) and fs > 0):
         raise DenoiseInputError(f"sampling rate must be a positive number, got {fs}")
+    if fs is not None:
+        check_fs(fs)   # before the file is read: a CSV is read whole
     try:
         if ext in NEEDS_FS:
             recording = _read_csv(path, fs) if ext == ".csv" else _read_npy(path, fs)
@@ -127,6 +137,7 @@ def open_recording(path: str, fs: float | None = None, units: str | None = None)
     if fs is not None and not math.isclose(float(fs), recording.fs, rel_tol=1e-9, abs_tol=1e-9):
         raise DenoiseInputError(f"{path}: --fs {fs:g} differs from the file's own sampling rate, "
                                 f"{recording.fs:g} Hz; drop --fs (a {ext} file states its rate)")
+    check_fs(recording.fs, path)
     return recording
 
 
@@ -261,11 +272,22 @@ def _read_edf(path: str) -> Recording:
 # ------------------------------------------------------------------ writers
 
 class Writer:
-    """Takes consecutive mV blocks; `commit()` renames the temporary file(s) into place."""
+    """Takes consecutive mV blocks; `commit()` renames the temporary file(s) into place.
+
+    A failure anywhere (in a subclass's __init__, a write, the close of `finish`, the rename)
+    removes every temporary file, also when closing the file fails again (a full disk at the
+    last flush): `discard` closes in a try and removes in its finally.
+    """
 
     def __init__(self, path: str, final_paths: list[str]):
         self.path = path
-        self._moves = [(temp_beside(final, ".denoise-"), final) for final in final_paths]
+        self._moves: list[tuple[str, str]] = []
+        try:
+            for final in final_paths:
+                self._moves.append((temp_beside(final, ".denoise-"), final))
+        except BaseException:
+            self._remove_temporaries()
+            raise
 
     @property
     def tmp(self) -> str:
@@ -276,6 +298,9 @@ class Writer:
 
     def finish(self) -> None:
         """Flush and close before the rename."""
+
+    def close(self) -> None:
+        """Close the temporary file(s) without committing; may raise (a full disk at the last flush)."""
 
     def commit(self) -> None:
         self.finish()
@@ -292,6 +317,16 @@ class Writer:
                 raise
 
     def discard(self) -> None:
+        """Close (errors of the close are not reported: the write's own error is) and remove the
+        temporary files, whatever the close does."""
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 -- a close failing again on a full disk; the files go regardless
+            pass
+        finally:
+            self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
         for tmp, _ in self._moves:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -311,9 +346,21 @@ class Writer:
 
 
 class NpyWriter(Writer):
+    """A memory-mapped .npy. Writing into a mapping past a full disk kills the process with SIGBUS,
+    so the space is checked first (`check_space`) and then reserved (`_reserve`) before any sample
+    is written: a full disk is a one-line error, never a crash."""
+
     def __init__(self, path: str, n_samples: int, n_leads: int, units: str | None = None):
+        check_space(path, n_samples, n_leads)
         super().__init__(path, [path])
-        self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32, shape=(n_samples, n_leads))
+        self._array = None
+        try:
+            self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32,
+                                                    shape=(n_samples, n_leads))
+            _reserve(self.tmp)
+        except BaseException:   # no Writer is returned, so no __exit__ removes the temporary files
+            self.discard()
+            raise
         self._at = 0
         self._per_mv = 1.0 / to_mv_factor(units)
 
@@ -323,34 +370,78 @@ class NpyWriter(Writer):
 
     def finish(self) -> None:
         self._array.flush()
-        del self._array
+        self.close()
+
+    def close(self) -> None:
+        self._array = None   # unmaps it (the last reference)
+
+
+def _reserve(path: str) -> None:
+    """Allocate every block of the (sparse) file at `path`, so that a full disk is an ENOSPC here rather
+    than a SIGBUS when the mapping is written. File systems without fallocate are left as they are."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as e:
+        if is_disk_full(e):
+            raise
+    finally:
+        os.close(fd)
+
+
+def output_bytes(path: str, n_samples: int, n_leads: int) -> int | None:
+    """The size of a .npy output (float32 and its header) or of a WFDB record's .dat and .hea (int16 and
+    a header); None for a .csv, whose size depends on the values."""
+    ext = extension(output_path(path))
+    if ext == ".npy":
+        return 4 * n_samples * n_leads + 4096   # the header: 128 bytes; the rest is a margin
+    if ext == ".hea":
+        return 2 * n_samples * n_leads + 4096 + 256 * n_leads
+    return None
+
+
+def check_space(path: str, n_samples: int, n_leads: int) -> None:
+    """Refuse, in one line, an output whose known size (`output_bytes`) exceeds the free space of its folder."""
+    need = output_bytes(path, n_samples, n_leads)
+    folder = os.path.dirname(os.path.abspath(path))
+    free = free_bytes(folder)
+    if need is None or free is None or free >= need:
+        return
+    raise DiskFullError(f"{folder} has {size_text(free)} free, {os.path.basename(output_path(path))} needs "
+                        f"{size_text(need)} ({n_samples} samples x {n_leads} lead(s)); nothing was written: "
+                        f"free some space or write the output to another folder")
 
 
 class CsvWriter(Writer):
     def __init__(self, path: str, lead_names: list[str] | None, units: str | None = None):
         super().__init__(path, [path])
-        self._file = open(self.tmp, "w")
-        if lead_names:
-            self._file.write(",".join(lead_names) + "\n")
+        self._file = None
+        try:
+            self._file = open(self.tmp, "w")
+            if lead_names:
+                self._file.write(",".join(lead_names) + "\n")
+        except BaseException:   # no Writer is returned, so no __exit__ removes the temporary files
+            self.discard()
+            raise
         self._per_mv = 1.0 / to_mv_factor(units)
 
     def write(self, block_mv: np.ndarray) -> None:
         np.savetxt(self._file, np.asarray(block_mv) * self._per_mv, fmt="%.6f", delimiter=",")
 
     def finish(self) -> None:
-        self._file.close()
+        self.close()
 
-    def discard(self) -> None:
-        self._file.close()
-        super().discard()
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class WfdbWriter(Writer):
     """WFDB format 16: interleaved little-endian int16 written block by block; header at the end."""
 
     def __init__(self, path: str, recording: Recording, n_samples: int):
+        check_space(path, n_samples, recording.n_leads)
         name = _record_name(path)
-        super().__init__(path, [name + ".dat", name + ".hea"])
         self.record = os.path.basename(name)
         self.fs, self.n_samples = recording.fs, n_samples
         self.units = recording.output_units
@@ -363,7 +454,13 @@ class WfdbWriter(Writer):
             self.gain = np.asarray([1000.0 * to_mv_factor(u) for u in self.units])   # 1 µV steps
             self.baseline = np.zeros(n, np.int64)
         self._per_mv = self.gain / np.asarray([to_mv_factor(u) for u in self.units])
-        self._dat = open(self._moves[0][0], "wb")
+        self._dat = None
+        super().__init__(path, [name + ".dat", name + ".hea"])
+        try:
+            self._dat = open(self._moves[0][0], "wb")
+        except BaseException:   # no Writer is returned, so no __exit__ removes the temporary files
+            self.discard()
+            raise
         self._checksum = np.zeros(n, np.int64)
         self._first: np.ndarray | None = None
 
@@ -374,12 +471,31 @@ class WfdbWriter(Writer):
         if self._first is None and len(digital):
             self._first = digital[0].astype(np.int64)
         self._checksum += digital.astype(np.int64).sum(axis=0)
-        digital.tofile(self._dat)
+        # file.write, not ndarray.tofile: tofile's error on a full disk ("86400 requested and 0 written")
+        # carries no errno, so it could not be told from any other failure
+        with self._failing_as_one_line(self._moves[0][1]):
+            self._dat.write(digital.tobytes())
 
     def finish(self) -> None:
+        with self._failing_as_one_line(self._moves[0][1]):
+            self.close()
+        with self._failing_as_one_line(self._moves[1][1]):
+            self._write_header()
+
+    def close(self) -> None:
+        if self._dat is not None:
+            self._dat.close()
+
+    def _failing_as_one_line(self, final: str):
+        """A failed write of the record's .dat or .hea as one line naming the file: a full disk is left to
+        the caller's `disk_full_as_one_line` (it names the folder and the free space); any other error
+        (an I/O error, a header wfdb refuses) is a DenoiseInputError."""
+        return _one_line_unless_disk_full(f"cannot write the WFDB record {self.path} ({os.path.basename(final)})",
+                                          "nothing was kept; check the folder and rerun")
+
+    def _write_header(self) -> None:
         import wfdb
 
-        self._dat.close()
         n = len(self.names)
         record = wfdb.Record(
             record_name=self.record, n_sig=n, fs=self.fs, sig_len=self.n_samples,
@@ -394,9 +510,19 @@ class WfdbWriter(Writer):
             record.wrheader(write_dir=folder)
             os.replace(os.path.join(folder, self.record + ".hea"), self._moves[1][0])
 
-    def discard(self) -> None:
-        self._dat.close()
-        super().discard()
+
+@contextlib.contextmanager
+def _one_line_unless_disk_full(what: str, hint: str):
+    """An exception other than a full disk (and other than a DenoiseInputError or Ctrl-C) becomes
+    DenoiseInputError("<what>: <the error in one line>; <hint>")."""
+    try:
+        yield
+    except DenoiseInputError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any failure of the write is one line; a full disk is the caller's
+        if is_disk_full(e):
+            raise
+        raise DenoiseInputError(f"{what}: {one_line(e)}; {hint}") from None
 
 
 WFDB_RECORD_NAME = re.compile(r"^[-\w]+$")   # what wfdb accepts as a record name

@@ -22,6 +22,7 @@ examples.py.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -34,7 +35,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ecg_jax.atomic import atomic_path
 from ecg_jax.config_utils import NOISE_TYPES
+from ecg_jax.interrupts import deferred, disk_full_as_one_line
 from ecg_jax.report.captions import NOISE_DESCRIPTIONS
 from ecg_jax.report.select import group_by_protocol, is_diverged, select_rows
 from ecg_jax.results import ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
@@ -67,12 +70,27 @@ class Series:
 
 
 def _save(fig: Figure, path_stem: str) -> list[str]:
-    os.makedirs(os.path.dirname(os.path.abspath(path_stem)), exist_ok=True)
+    """Save `fig` as PNG and SVG, atomically: each is rendered into a temporary file beside its final
+    name (`atomic.atomic_path`), fsynced, and both are renamed into place only once both are complete.
+    A failure (a full disk, even at close; Ctrl-C) leaves the earlier figures as they were and no
+    temporary file; a full disk is one line naming the folder and the file (`DiskFullError`)."""
+    folder = os.path.dirname(os.path.abspath(path_stem))
+    os.makedirs(folder, exist_ok=True)
     FigureCanvasAgg(fig)
     paths = [path_stem + ".png", path_stem + ".svg"]
-    with matplotlib.rc_context(_STYLE):
-        fig.savefig(paths[0], dpi=200, bbox_inches="tight")
-        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})  # reproducible SVG
+    options = [dict(format="png", dpi=200, bbox_inches="tight"),
+               dict(format="svg", bbox_inches="tight", metadata={"Date": None})]   # reproducible SVG
+    with matplotlib.rc_context(_STYLE), contextlib.ExitStack() as rendered:   # a failure removes both
+        for path, kwargs in zip(paths, options):
+            with disk_full_as_one_line(folder, os.path.basename(path)):
+                tmp = rendered.enter_context(atomic_path(path))
+                with open(tmp, "wb") as f:
+                    fig.savefig(f, **kwargs)
+                    f.flush()
+                    os.fsync(f.fileno())
+        renames = rendered.pop_all()
+    with deferred():   # Ctrl-C between the two renames waits for both
+        renames.close()
     return paths
 
 
