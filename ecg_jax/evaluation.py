@@ -20,6 +20,8 @@ from ecg_jax import interrupts
 from ecg_jax.config_utils import load_config_json, resolve_config
 from ecg_jax.data import prepare_data
 from ecg_jax.errors import CheckpointError
+from ecg_jax.models import is_builtin
+from ecg_jax.models.external import check_recorded_source
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import split_arrays
@@ -32,7 +34,10 @@ from ecg_jax.workdir import claimed, pin_data_source, require_data
 log = sharding.log
 
 
-def load_workdir_config(workdir: str, data_dir: str | None = None) -> ml_collections.ConfigDict:
+def load_workdir_config(workdir: str, data_dir: str | None = None,
+                        allow_changed_model_source: bool = False) -> ml_collections.ConfigDict:
+    """A workdir's resolved config, its data pinned; an external network's source checked against the
+    one the workdir recorded (ConfigError if it changed, unless `allow_changed_model_source`)."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise CheckpointError(f"{workdir} is not a training workdir: no config.json there")
@@ -41,6 +46,8 @@ def load_workdir_config(workdir: str, data_dir: str | None = None) -> ml_collect
         config.data.data_dir = data_dir
     config = pin_data_source(resolve_config(config), workdir)
     require_data(config, workdir)
+    if not is_builtin(config.model):
+        check_recorded_source(config.model, workdir, allow_changed_model_source)
     return config
 
 
@@ -71,14 +78,14 @@ def restore_chunk(experiment: Experiment, workdir: str, ci: int, chunk: Sequence
 
 
 def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | None = None,
-                     write: bool = True) -> list[dict]:
+                     write: bool = True, allow_changed_model_source: bool = False) -> list[dict]:
     """Restore every program's checkpoint (latest, or after `epoch`) and score all members.
 
     With `write`, the rows replace the workdir's rows of the same runs and epoch
     in results.jsonl, and (for the latest checkpoint only) examples.npz is
     rewritten; the workdir is locked against a concurrent run meanwhile.
     """
-    config = load_workdir_config(workdir, data_dir)
+    config = load_workdir_config(workdir, data_dir, allow_changed_model_source)
     again = f"python scripts/evaluate.py --workdir {workdir}" + (f" --epoch {epoch}" if epoch is not None else "")
     with interrupts.resume_hint(f"rerun `{again}`"), claimed(workdir, write=write):
         return _evaluate_workdir(workdir, config, epoch, write and jax.process_index() == 0)

@@ -9,6 +9,8 @@ labels of the reference's README instead.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 METHOD_DISPLAY_NAMES = {
     "fft": "FFT",
     "dwt": "DWT",
@@ -35,5 +37,10 @@ METHOD_DISPLAY_NAMES = {
 }
 
 
-def display_name(method: str) -> str:
-    return METHOD_DISPLAY_NAMES.get(method, method)
+def display_name(method: str, rows: Iterable[dict] = ()) -> str:
+    """The method's name in tables. A method not named here (your own network, ecg_jax/models/external.py)
+    takes the `network_label` its result rows carry (its class name), else its id."""
+    if method in METHOD_DISPLAY_NAMES:
+        return METHOD_DISPLAY_NAMES[method]
+    return next((str(r["network_label"]) for r in rows if r.get("method") == method and r.get("network_label")),
+                method)

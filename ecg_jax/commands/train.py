@@ -6,6 +6,7 @@
   ecg-jax train --config my_config.py:smoke --workdir runs/mine    # any config file
   ecg-jax train --workdir runs/unet      # resume an interrupted run
   ecg-jax train --config denoiser:fresh --workdir runs/fresh   # the shipped denoiser's recipe (fresh noise)
+  ecg-jax train --config unet:smoke --config.model=my_net.py:MyNet --workdir runs/mine   # your own network
   # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
@@ -30,6 +31,9 @@ DISTRIBUTED = True
 _CONFIG = define_config_file(None, "Experiment config: a built-in name[:arg] (dancer:smoke) or a file "
                              "(configs/<network>.py[:smoke]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
+_ALLOW_CHANGED = flags.DEFINE_boolean(
+    "allow_changed_model_source", False,
+    "Resume although the file of an external --config.model (PATH.py:Class) changed since the workdir was made.")
 
 define_distributed_flags()
 
@@ -63,6 +67,6 @@ def main(argv):
     from ecg_jax.results import print_rows
     from ecg_jax.train.loop import train_and_evaluate
 
-    rows = train_and_evaluate(config, _WORKDIR.value)
+    rows = train_and_evaluate(config, _WORKDIR.value, allow_changed_model_source=_ALLOW_CHANGED.value)
     if jax.process_index() == 0:  # every process has the rows; one prints them
         print_rows(rows)

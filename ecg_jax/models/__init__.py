@@ -9,18 +9,25 @@ with BatchNorm keep running statistics in the `batch_stats` collection
     model = create_model("ciadnet", channel_shrink=False)
     variables = model.init(key, jnp.zeros((1, 256, 2)), train=False)
     count_params(variables["params"])  # == reference_param_count("ciadnet", channel_shrink=False)
+
+A name that is not built in is an external network (ecg_jax/models/external.py): `path/to/my_net.py:MyNet`,
+`my_package.module:MyNet` or the name of an entry point of group `ecg_jax.models`. It is built the same
+way (`create_model(spec, **model_kwargs)`), must meet the contract `check_model` checks, and has no
+reference parameter count (`reference_param_count` is None).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
 
-from ecg_jax.errors import ConfigError
+from ecg_jax.errors import ConfigError, one_line
+from ecg_jax.models import external
 from ecg_jax.names import METHOD_DISPLAY_NAMES
 from ecg_jax.models.ags_unet import AGSUNet
 from ecg_jax.models.ciadnet import CIADNet
@@ -95,8 +102,14 @@ REFERENCE_PARAM_COUNTS: dict[str | tuple[str, bool, bool], int] = {
 _MODULE_INTERNALS = {"parent", "name"}
 
 
+def is_builtin(name: str) -> bool:
+    """A registered network (or one registered as unavailable); any other name is an external spec."""
+    return name in MODEL_NAMES or name in UNAVAILABLE_MODELS
+
+
 def model_options(name: str) -> dict[str, Any]:
-    """The keyword overrides `create_model(name, ...)` accepts, with their defaults."""
+    """The keyword overrides `create_model(name, ...)` accepts, with their defaults (an external
+    network's: its dataclass fields; `dataclasses.MISSING` for one without a default)."""
     cls = _model_class(name)
     options = {f.name: f.default for f in dataclasses.fields(cls)
                if f.name not in _MODULE_INTERNALS and f.init}
@@ -121,11 +134,50 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         kwargs[key] = _coerce(name, key, value, options[key])
     if name in _FINAL_CLASSES:
         kwargs = {**_FINAL_CLASSES[name][2], **kwargs}
-    return _model_class(name)(**kwargs)
+    if is_builtin(name):
+        return _model_class(name)(**kwargs)
+    cls = _model_class(name)
+    try:
+        return cls(**kwargs)
+    except Exception as e:  # noqa: BLE001 -- the user's constructor: one line (e.g. a required option missing)
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(f"model {name!r}: {cls.__name__}({shown}) fails ({external.error_location(e)}"
+                          f"{one_line(e)}); its options come from the config's model_kwargs") from None
 
 
-def reference_param_count(name: str, **overrides: Any) -> int:
-    """The models.md parameter count of this configuration (every configuration has one)."""
+def check_model(name: str, model: nn.Module, window: int) -> None:
+    """An external network against the contract every network meets (external.check_contract, one
+    ConfigError line per broken rule); the built-in networks meet it by construction (tests/test_models.py)."""
+    if not is_builtin(name):
+        external.check_contract(model, window, name)
+
+
+def model_source(name: str) -> dict[str, Any] | None:
+    """How to rebuild an external network (its spec, file and sha256: external.source_record); None
+    for a built-in one."""
+    return None if is_builtin(name) else external.source_record(name)
+
+
+def method_id_of(name: str) -> str:
+    """The results id of a network name: the name itself, or for an external network its class (or entry
+    point) name in lower case, with `_external` added where that is a built-in method's id."""
+    if is_builtin(name):
+        return name
+    method = re.sub(r"[^a-z0-9_\-]+", "_", external.class_label(name).lower()).strip("_-") or "external"
+    return f"{method}_external" if method in METHOD_DISPLAY_NAMES else method
+
+
+def display_name_of(name: str) -> str:
+    """How tables name a network: DISPLAY_NAMES, or an external network's class (or entry point) name."""
+    return DISPLAY_NAMES[name] if name in DISPLAY_NAMES else external.class_label(name)
+
+
+def reference_param_count(name: str, **overrides: Any) -> int | None:
+    """The models.md parameter count of this configuration (every built-in configuration has one;
+    an external network has none: None)."""
+    if not is_builtin(name):
+        create_model(name, **overrides)  # validates the spec and options
+        return None
     if name == "ciadnet":
         model = create_model(name, **overrides)
         return REFERENCE_PARAM_COUNTS[("ciadnet", model.channel_shrink, model.spatial_shrink)]
@@ -168,7 +220,7 @@ def _model_class(name: str) -> type[nn.Module]:
         return getattr(importlib.import_module(module), cls)
     if name in UNAVAILABLE_MODELS:
         raise ConfigError(f"model {name!r} is not available: {UNAVAILABLE_MODELS[name]}")
-    raise ConfigError(f"unknown model {name!r} (valid models: {', '.join(MODEL_NAMES)})")
+    return external.load_class(name, MODEL_NAMES)
 
 
 def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
@@ -189,5 +241,6 @@ def _coerce(model: str, key: str, value: Any, default: Any) -> Any:
 
 
 __all__ = ["MODEL_NAMES", "DISPLAY_NAMES", "REFERENCE_PARAM_COUNTS", "create_model",
-           "count_params", "model_options", "reference_param_count",
+           "count_params", "model_options", "reference_param_count", "is_builtin", "check_model",
+           "model_source", "method_id_of", "display_name_of",
            "UNet", "DANCER", "ACDAE", "DACNN", "AGSUNet", "CIADNet"]

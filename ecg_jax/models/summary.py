@@ -7,7 +7,8 @@ analysis of the compiled eval-mode forward pass, per window. Time: mean wall
 time of one jitted eval-mode forward pass of a batch, after warm-up, on
 placeholder variables of the right shapes (compiling every network's random
 initialiser would take longer than the whole summary; neither cost nor speed
-depends on the values). Used by scripts/model_summary.py.
+depends on the values). Used by scripts/model_summary.py. An external network
+(`--models=my_net.py:MyNet`, ecg_jax/models/external.py) has no models.md count: "—".
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.errors import ConfigError
-from ecg_jax.names import display_name
-from ecg_jax.models import (REFERENCE_PARAM_COUNTS, UNAVAILABLE_MODELS, count_params, create_model,
-                            reference_param_count)
+from ecg_jax.models import (REFERENCE_PARAM_COUNTS, UNAVAILABLE_MODELS, check_model, count_params, create_model,
+                            display_name_of, reference_param_count)
 
 CIADNET_VARIANTS = (
     ("CIADNet", {}),
@@ -39,7 +39,7 @@ def configurations(names: list[str]) -> list[tuple[str, str, dict]]:
         if name == "ciadnet":
             rows += [(label, name, overrides) for label, overrides in CIADNET_VARIANTS]
         else:
-            rows.append((display_name(name), name, {}))
+            rows.append((display_name_of(name), name, {}))
     return rows
 
 
@@ -79,7 +79,7 @@ def summarise(name: str, overrides: dict, batch: int, length: int, repeats: int)
     seconds = (time.perf_counter() - start) / repeats
     params = count_params(shapes["params"])
     reference = reference_param_count(name, **overrides)
-    return {"params": params, "reference": reference, "match": params == reference,
+    return {"params": params, "reference": reference, "match": None if reference is None else params == reference,
             "flops_per_window": flops_of(compiled) / batch,
             "output_shape": tuple(out.shape), "ms_per_batch": 1e3 * seconds}
 
@@ -92,8 +92,9 @@ def format_table(rows: list[tuple[str, dict]], batch: int, length: int) -> str:
         if r.get("not_built"):   # ecg_jax.models.UNAVAILABLE_MODELS says why
             lines.append((label, "—", f"{r['reference']:,}", "not built", "—", "—", "—"))
             continue
-        lines.append((label, f"{r['params']:,}", f"{r['reference']:,}",
-                      "yes" if r["match"] else "NO", f"{r['flops_per_window'] / 1e6:.2f}",
+        reference, match = ("—", "—") if r["reference"] is None else (f"{r['reference']:,}",
+                                                                        "yes" if r["match"] else "NO")
+        lines.append((label, f"{r['params']:,}", reference, match, f"{r['flops_per_window'] / 1e6:.2f}",
                       "x".join(map(str, r["output_shape"])), f"{r['ms_per_batch']:.2f}"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [f"Window length {length}, eval mode, {jax.default_backend()} backend"]
@@ -115,7 +116,7 @@ def summarise_models(names: list[str], batch: int, length: int, repeats: int) ->
         raise ConfigError(f"--length must be a positive multiple of 16, got {length}")
     for name in names:
         if name not in UNAVAILABLE_MODELS:
-            create_model(name)  # fail fast on an unknown name, before any compiling
+            check_model(name, create_model(name), length)  # fail fast on an unknown name or a broken contract
     rows = []
     for label, name, overrides in configurations(names):
         if name in UNAVAILABLE_MODELS:

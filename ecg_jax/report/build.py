@@ -60,7 +60,7 @@ def _protocol_tables(group: list[dict], split: str, source: str, epoch: int | No
     known = set(MAIN_TABLE_METHODS) | set(ABLATION_METHODS)
     others = sorted({r["method"] for r in group} - known)
     main_methods = list(MAIN_TABLE_METHODS) + others
-    main_labels = {m: display_name(m) for m in main_methods}
+    main_labels = {m: display_name(m, group) for m in main_methods}
     present_types = {r["noise_type"] for r in chosen}
     noise_types = [t for t in NOISE_TYPES if t in present_types]
     first_main = True

@@ -49,7 +49,7 @@ def build_final_tables(rows: list[dict], split: str, source: str, epoch: int | N
     if not rows:
         return []
     extra = sorted({r["method"] for r in rows} - set(MAIN) - set(COMPONENTS) - set(ABLATION))
-    main = {**MAIN, **{m: display_name(m) for m in extra}}
+    main = {**MAIN, **{m: display_name(m, rows) for m in extra}}
     built = [_by_noise_table(rows, main, split, source, epoch)]
     for kind, labels in (("final_emb", main), ("final_components", COMPONENTS), ("final_ablation", ABLATION)):
         # The emb tables are main tables of their own methods and labels, retitled.

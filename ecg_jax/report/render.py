@@ -159,7 +159,7 @@ def runs_csv_text(rows: list[dict]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(runs_csv_columns(rows))
     for r in rows:
-        values = [r["method"], display_name(r["method"]), r["noise_type"], r["snr_db"],
+        values = [r["method"], display_name(r["method"], [r]), r["noise_type"], r["snr_db"],
                   "" if r["seed"] is None else r["seed"], r["split"], r["source"], revision_of(r),
                   _csv_value(r.get("epochs")), _csv_value(is_diverged(r))]
         values += [repr(float(r["metrics"][m])) for m in METRIC_NAMES]

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.errors import CheckpointError
-from ecg_jax.models import create_model
+from ecg_jax.models import create_model, display_name_of, is_builtin, method_id_of
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
 from ecg_jax.train.engine import MemberState, TrainSettings, make_init_one
@@ -40,9 +40,10 @@ MEMORY_FRACTION = 0.8
 
 
 def method_id(config: ml_collections.ConfigDict) -> str:
-    """The results/table id of a config's network (CIADNet ablation variants included)."""
+    """The results/table id of a config's network (CIADNet ablation variants included; an external
+    network's: its class name in lower case, ecg_jax.models.method_id_of)."""
     if config.model != "ciadnet":
-        return config.model
+        return method_id_of(config.model)
     kw = config.model_kwargs.to_dict() if hasattr(config.model_kwargs, "to_dict") else dict(config.model_kwargs)
     ch, sp = kw.get("channel_shrink", True), kw.get("spatial_shrink", True)
     return {(True, True): "ciadnet", (True, False): "ciadnet_channel",
@@ -91,6 +92,12 @@ class Experiment:
     @property
     def method(self) -> str:
         return method_id(self.config)
+
+    @property
+    def row_fields(self) -> dict:
+        """Extra fields of this experiment's result rows: an external network's display name (tables have
+        no name for it otherwise)."""
+        return {} if is_builtin(self.config.model) else {"network_label": display_name_of(self.config.model)}
 
     @property
     def n_devices(self) -> int:

@@ -14,6 +14,7 @@ metrics, results, examples).
 
 The workdir after a run:
   config.json       resolved config (what made the checkpoints)
+  model_source.json an external network's spec, file and sha256 (ecg_jax/models/external.py)
   data_card.json    data provenance and per-dataset statistics
   members.json      the member list, its split into programs, and the memory plan
   metrics.jsonl     per-epoch, per-member training losses
@@ -40,6 +41,8 @@ from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_dif
 from ecg_jax import interrupts
 from ecg_jax.data import data_card, prepare_data, write_data_card
 from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.models import check_model, is_builtin, model_source
+from ecg_jax.models.external import SOURCE_RECORD, check_recorded_source
 from ecg_jax.process_settings import check_gpu_determinism
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
@@ -75,11 +78,16 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> Non
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       on_epoch_end: Callable[[int, int], None] | None = None) -> list[dict]:
+                       on_epoch_end: Callable[[int, int], None] | None = None,
+                       allow_changed_model_source: bool = False) -> list[dict]:
     """Train every member of `config` (resuming if possible), evaluate, return result rows.
 
     `on_epoch_end(chunk, epoch)` is a test hook called after each finished
     (and, when due, checkpointed) epoch; raising from it simulates a kill.
+    An external network (`config.model` a spec, ecg_jax/models/external.py) is
+    checked against the contract and, on a resume, against the source the
+    workdir recorded (`allow_changed_model_source` accepts a changed file)
+    before anything is written.
     """
     config = resolve_config(config)
     check_trainable(config)
@@ -88,11 +96,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     require_data(config, workdir)
     check_workdir_config(config, workdir)
     main = is_main_process()
+    source = None
+    if not is_builtin(config.model):
+        source = check_recorded_source(config.model, workdir, allow_changed_model_source) \
+            or model_source(config.model)
     experiment = Experiment.from_config(config)
+    check_model(config.model, experiment.model, int(config.data.window))
     with interrupts.resume_hint(f"rerun `python scripts/train.py --workdir {workdir}` to resume"), \
             claimed(workdir, checkpoint_bytes(experiment) if main else 0,
                     written_bytes=written_checkpoint_bytes(workdir) if main else 0):
-        return _train_and_evaluate(experiment, workdir, main, on_epoch_end)
+        return _train_and_evaluate(experiment, workdir, main, on_epoch_end, source)
 
 
 def checkpoint_bytes(experiment: Experiment) -> int:
@@ -124,7 +137,8 @@ class _Run:
     on_epoch_end: Callable[[int, int], None] | None
 
 
-def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end) -> list[dict]:
+def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end,
+                        source: dict | None = None) -> list[dict]:
     config = experiment.config
     tic = time.perf_counter()
     prepared = prepare_data(config)
@@ -136,6 +150,8 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
         if _read_json(os.path.join(workdir, "data_card.json")) != card:   # never rewritten unchanged
             write_data_card(card, workdir)
         save_config(config, os.path.join(workdir, "config.json"))
+        if source is not None and _read_json(os.path.join(workdir, SOURCE_RECORD)) != source:
+            write_text_atomic(os.path.join(workdir, SOURCE_RECORD), json.dumps(source, indent=1) + "\n")
     if prepared.source == "synthetic":
         log("NOTE: training on the built-in SYNTHETIC ECG/noise source (no PhysioNet data configured)")
 

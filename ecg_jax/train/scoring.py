@@ -135,7 +135,7 @@ def score_chunk(experiment: Experiment, prepared, chunk: Sequence[Member], state
             split=config.data.split, source=prepared.source, revision=config.data.get("revision", "paper"),
             metrics={k: float(v[j]) for k, v in means.items()},
             experiment=config.experiment, n_test=int(prepared.n_test), diverged=bool(diverged[j]),
-            **precision_fields(experiment.settings), **(extra or {})))
+            **precision_fields(experiment.settings), **experiment.row_fields, **(extra or {})))
         examples[f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"] = example[j]
     return rows, examples
 
