@@ -6,8 +6,9 @@
 # builds a wheel and uses it from a fresh virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -r requirements.txt -r benchmarks/requirements.txt
-# No build isolation: the build needs only setuptools, already installed, so no index is asked.
+# setuptools>=68 builds the package (pyproject.toml); a fresh virtualenv of Python 3.11 has 65.
+python -m pip install -q -r requirements.txt -r benchmarks/requirements.txt "setuptools>=68"
+# No build isolation: the build needs only setuptools, installed above, so no index is asked.
 python -m pip install -q --no-deps --no-build-isolation -e .
 export ECG_JAX_DATA="${ECG_JAX_DATA:-$(cd .. && pwd)/shared/data}"
 python -m pytest -q "$@"
