@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import ml_collections
 
 from ecg_jax.atomic import write_text_atomic  # noqa: F401  (re-exported: callers import it from here)
-from ecg_jax.errors import ConfigError
+from ecg_jax.errors import ConfigError, DataError
 
 NOISE_TYPES = ("emb", "bw", "ma", "em")   # protocol order for tables
 # Training only (e.g. configs/denoiser.py): every window gets its own noise type
@@ -146,7 +146,30 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     if "train" in c:
         c.train = resolve_lr_schedule(c.train)
     check_window_counts(c)
+    check_member_count(c)
     return c
+
+
+# Members (seeds x datasets [x experiments]) one config may ask for: a typo such as seeds=100000000
+# would otherwise build a member list of many GB before any other check could stop it.
+MAX_MEMBERS = 100_000
+
+
+def check_member_count(c: ml_collections.ConfigDict) -> None:
+    """ConfigError (one line, count and limit) when a config asks for more than MAX_MEMBERS members.
+    Counted from the field values alone: nothing of the size asked for is built."""
+    if "seeds" not in c or not _is_int(c.seeds):
+        return
+    factors = [(f"seeds={c.seeds}", int(c.seeds))]
+    datasets = len(dataset_grid(c))
+    factors.append((f"{datasets} dataset(s)", datasets))
+    experiments = c.get("experiments")
+    if experiments is not None and hasattr(experiments, "keys") and len(experiments.keys()) > 1:
+        factors.append((f"{len(experiments.keys())} experiments", len(experiments.keys())))
+    total = math.prod(n for _, n in factors)
+    if total > MAX_MEMBERS:
+        raise ConfigError(f"{' x '.join(text for text, _ in factors)} = {total} members, more than the limit of "
+                          f"{MAX_MEMBERS}; use fewer seeds (or fewer noise_types/snr_levels)")
 
 
 # ------------------------------------------------------------------ validation
@@ -439,10 +462,42 @@ def save_config(config: ml_collections.ConfigDict, path: str) -> None:
     write_text_atomic(path, config_to_json(config) + "\n")
 
 
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+def read_json_file(path: str, expected: type = dict,
+                   hint: str = "restore it from a backup or start a new workdir") -> Any:
+    """A workdir's JSON file (config.json, members.json, data_card.json, ...), or DataError in one line
+    naming the file, what is wrong with it and `hint`: unreadable, not JSON (truncated, binary), or JSON
+    of another type than `expected`. The one reader of these files, so every command says the same."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e}); {hint}") from None
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is damaged (not JSON: not UTF-8 text); {hint}") from None
+    except ValueError as e:   # json.JSONDecodeError; also NaN/huge-number oddities
+        detail = str(e).splitlines()[0] if str(e).strip() else "empty" if not raw.strip() else type(e).__name__
+        raise DataError(f"{path} is damaged (not JSON: {detail}); {hint}") from None
+    except RecursionError:
+        raise DataError(f"{path} is damaged (not JSON: nested too deeply); {hint}") from None
+    if not isinstance(value, expected):
+        raise DataError(f"{path} is damaged (JSON {_JSON_TYPES.get(type(value), type(value).__name__)}, "
+                        f"expected {_JSON_TYPES.get(expected, expected.__name__)}); {hint}")
+    return value
+
+
 def load_config_json(path: str) -> ml_collections.ConfigDict:
-    with open(path) as f:
-        d = json.load(f)
-    return ml_collections.ConfigDict(_lists_to_tuples(d))
+    d = read_json_file(path)
+    try:
+        return ml_collections.ConfigDict(_lists_to_tuples(d))
+    except (TypeError, ValueError, AttributeError) as e:   # e.g. keys ml_collections cannot hold
+        raise DataError(f"{path} is damaged (not a config: {e}); restore it from a backup or start a new workdir") \
+            from None
 
 
 def _lists_to_tuples(x: Any) -> Any:

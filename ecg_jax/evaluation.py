@@ -8,7 +8,6 @@ numbers the training process reported.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
@@ -17,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from ecg_jax import interrupts
-from ecg_jax.config_utils import load_config_json, resolve_config
+from ecg_jax.config_utils import load_config_json, read_json_file, resolve_config
 from ecg_jax.data import prepare_data
 from ecg_jax.errors import CheckpointError
 from ecg_jax.models import is_builtin
@@ -132,8 +131,7 @@ def restore_member(workdir: str, index: int, epoch: int | None = None) -> dict:
     step, state = restore_chunk(experiment, workdir, ci, chunks[ci], epoch)
     one = jax.tree_util.tree_map(lambda x: x[j], sharding.to_host(state))
     variables = {"params": one.params, **({"batch_stats": one.batch_stats} if one.batch_stats else {})}
-    with open(os.path.join(workdir, "data_card.json")) as f:
-        card = json.load(f)
+    card = read_json_file(os.path.join(workdir, "data_card.json"))
     member = members[index]
     stats = next(s for s in card["normalization"]
                  if s["noise_type"] == member.dataset.noise_type and float(s["snr_db"]) == float(member.dataset.snr_db))

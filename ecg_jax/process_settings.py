@@ -64,9 +64,10 @@ def command_config(flag_values):
         path = os.path.join(flag_values["workdir"].value, "config.json")
         try:
             with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):   # no workdir yet, or a damaged file: the command itself says so
+                config = json.load(f)
+        except (OSError, ValueError, RecursionError):   # no workdir yet, or a damaged file: the command says so
             return None
+        return config if isinstance(config, dict) else None   # JSON of another type: damaged, as above
     return None
 
 

@@ -33,8 +33,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differences, config_to_json, resolve_config,
-                                  save_config)
+from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differences, config_to_json, read_json_file,
+                                  resolve_config, save_config)
 from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
 from ecg_jax.baselines import denoise_like_row, score_baselines_on_grid
@@ -122,8 +122,7 @@ def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_c
 def _same_config(config: ml_collections.ConfigDict, path: str) -> bool:
     if not os.path.isfile(path):
         return False
-    with open(path) as f:
-        saved = json.load(f)
+    saved = read_json_file(path)
     if config.data.source == "auto" and saved.get("data", {}).get("source") != "auto":
         # A training workdir saves data.source "auto" as the source it used
         # (workdir.pin_data_source): compare like with like.

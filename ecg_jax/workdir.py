@@ -79,15 +79,18 @@ def bytes_under(folder: str, skip: tuple[str, ...] = ()) -> int:
     return total
 
 
-def check_writable(workdir: str, needed_bytes: int = 0, written_bytes: int = 0) -> None:
+def check_writable(workdir: str, needed_bytes: int = 0, written_bytes: int = 0, flag: str = "--workdir") -> None:
     """Stop before any work when the workdir cannot take the run's files.
 
     Creates the folder if needed, writes and removes a probe file, and compares
     the free space with what the run still has to write: `needed_bytes` (an
     estimate of everything the run keeps on disk at its peak) less
     `written_bytes` (what of it is there already, e.g. a resumed run's
-    checkpoints), plus `disk_margin(needed_bytes)`.
+    checkpoints), plus `disk_margin(needed_bytes)`. `flag` names the option to change in the message
+    (every command with an output folder calls this before any work: `check_output_folder`).
     """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise WorkdirNotWritable(f"cannot write to {workdir}: it is a file, not a folder; choose another {flag}")
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, f".write-probe-{os.getpid()}")
@@ -98,7 +101,7 @@ def check_writable(workdir: str, needed_bytes: int = 0, written_bytes: int = 0) 
         os.remove(probe)
     except OSError as e:
         raise WorkdirNotWritable(f"cannot write to {workdir}: {e.strerror or e}; "
-                                 "choose a writable --workdir") from None
+                                 f"choose a writable {flag}") from None
     free = shutil.disk_usage(workdir).free
     if not needed_bytes:
         return
@@ -109,7 +112,19 @@ def check_writable(workdir: str, needed_bytes: int = 0, written_bytes: int = 0) 
             if written_bytes else ""
         raise WorkdirNotWritable(f"{workdir} has {free / 2**20:.1f} MiB free, the run still writes about "
                                  f"{to_write / 2**20:.1f} MiB (checkpoints{written}) plus a margin of "
-                                 f"{margin / 2**20:.1f} MiB; free some space or choose another --workdir")
+                                 f"{margin / 2**20:.1f} MiB; free some space or choose another {flag}")
+
+
+def check_output_folder(folder: str, flag: str) -> None:
+    """The check `train` and `evaluate` make of their workdir, for any command's output folder: created if
+    missing, a regular file, a read-only folder or an uncreatable parent refused in one line naming
+    `flag`, before any work."""
+    check_writable(folder or ".", flag=flag)
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """`check_output_folder` for the folder an output file goes to."""
+    check_writable(os.path.dirname(os.path.abspath(path)), flag=flag)
 
 
 def pin_data_source(config, workdir: str | None = None):
@@ -121,16 +136,15 @@ def pin_data_source(config, workdir: str | None = None):
     stops; it never silently scores on the synthetic source. A workdir whose
     config.json still says "auto" is pinned from its data_card.json.
     """
-    import json
 
     # lazy: ecg_jax.data pulls in JAX, wfdb and pandas; the workdir lock and checks need none of them
+    from ecg_jax.config_utils import read_json_file
     from ecg_jax.data import DATA_CARD_NAME, resolve_source
 
     if config.data.source == "auto" and workdir is not None:
         card_path = os.path.join(workdir, DATA_CARD_NAME)
         if os.path.exists(card_path):
-            with open(card_path) as f:
-                card = json.load(f)
+            card = read_json_file(card_path)
             config.data.source = card["source"]
             if card["source"] == "physionet" and not config.data.data_dir:
                 config.data.data_dir = card.get("data_dir") or ""

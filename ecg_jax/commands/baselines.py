@@ -25,6 +25,7 @@ from absl import flags
 
 from ecg_jax.cli import define_config_file
 from ecg_jax.errors import ConfigError
+from ecg_jax.workdir import check_output_folder
 
 _CONFIG = define_config_file("default", "Config (data and baseline fields): a built-in name[:arg] or a file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.json and results.jsonl.", required=True)
@@ -33,6 +34,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder for data_card.jso
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_output_folder(_WORKDIR.value, "--workdir")
     # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.baselines import run_baselines
     from ecg_jax.results import print_rows

@@ -14,6 +14,7 @@ import json
 from absl import flags
 
 from ecg_jax.errors import ConfigError
+from ecg_jax.workdir import check_output_file
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (config.json, checkpoints/).", required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Weights file to write (.npz); the card goes next to it.",
@@ -31,6 +32,7 @@ _NOTE = flags.DEFINE_string("note", "", "A free-text note for the model card (e.
 def main(argv):
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_output_file(_OUTPUT.value, "--output")
     # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.denoise import export_workdir
 

@@ -17,6 +17,7 @@ from absl import flags
 from ecg_jax.cli import define_config_file
 from ecg_jax.data import prepare_and_write_data_card
 from ecg_jax.errors import EcgJaxError
+from ecg_jax.workdir import check_output_file, check_output_folder
 
 _CONFIG = define_config_file("default", "Experiment config: a built-in name[:arg] or a file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for data_card.json.")
@@ -29,6 +30,10 @@ def main(argv: list[str]) -> None:
         raise EcgJaxError("give --workdir (for data_card.json) and/or --export PATH.npz")
     if _EXPORT.value and not _EXPORT.value.endswith(".npz"):
         raise EcgJaxError(f"--export {_EXPORT.value}: the file name must end in .npz")
+    if _WORKDIR.value:
+        check_output_folder(_WORKDIR.value, "--workdir")
+    if _EXPORT.value:
+        check_output_file(_EXPORT.value, "--export")
     lines, paths = prepare_and_write_data_card(_CONFIG.value, _WORKDIR.value, _EXPORT.value)
     for line in lines:
         print(line)

@@ -17,6 +17,7 @@ from absl import flags
 
 from ecg_jax.cli import define_config_file, define_distributed_flags
 from ecg_jax.errors import ConfigError
+from ecg_jax.workdir import check_output_folder
 
 DISTRIBUTED = True
 
@@ -33,6 +34,7 @@ define_distributed_flags()
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise ConfigError(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_output_folder(_WORKDIR.value, "--workdir")
     # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax import report
     from ecg_jax.reproduce import reproduce

@@ -39,6 +39,7 @@ from ecg_jax import report
 from ecg_jax.config_utils import as_list
 from ecg_jax.errors import ConfigError
 from ecg_jax.results import read_rows
+from ecg_jax.workdir import check_output_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (comma-separated or repeated)")
@@ -58,6 +59,7 @@ def main(argv: list[str]) -> None:
         raise ConfigError("--out is required (output directory)")
     if FLAGS.epoch is not None and FLAGS.epoch < 0:
         raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
+    check_output_folder(FLAGS.out, "--out")
     published = report.load_published(os.path.normpath(FLAGS.published)) if FLAGS.compare else None
     markdown, written = report.write_report(paths, FLAGS.out, epoch=FLAGS.epoch)
     if published is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import flax.linen as nn
 import numpy as np
 
+from ecg_jax.config_utils import read_json_file
 from ecg_jax.errors import CheckpointError, EcgJaxError
 from ecg_jax.denoise.weights import stack_variables
 
@@ -110,5 +110,4 @@ def read_data_card(workdir: str) -> dict:
     path = os.path.join(workdir, "data_card.json")
     if not os.path.exists(path):
         return {}
-    with open(path) as f:
-        return json.load(f)
+    return read_json_file(path)

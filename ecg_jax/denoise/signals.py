@@ -96,6 +96,10 @@ def array_recording(x: np.ndarray, fs: float | None, path: str = "<array>") -> R
         raise DenoiseInputError(f"{path}: expected (samples,) or (samples, leads), got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DenoiseInputError(f"{path}: expected real numbers, got dtype {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        what = "no leads" if x.shape[1] == 0 else "no samples" + (" (a header row only)" if path.lower().endswith(
+            ".csv") else "")
+        raise DenoiseInputError(f"{path} holds {what}; give a recording with samples of at least one lead")
     return Recording(path, fs, x.shape[0], x.shape[1], lambda a, b: x[a:b])
 
 
@@ -188,8 +192,22 @@ def _read_csv(path: str, fs: float) -> Recording:
     return rec
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _read_npy(path: str, fs: float) -> Recording:
-    x = np.load(path, mmap_mode="r", allow_pickle=False)
+    with open(path, "rb") as f:
+        magic = f.read(len(NPY_MAGIC))
+    if magic != NPY_MAGIC:   # np.load would guess a pickle and say so: wrong for zeros or random bytes
+        raise DenoiseInputError(f"{path} is not a NumPy .npy file (no .npy header{', empty' if not magic else ''}); "
+                                f"save the recording with numpy.save, or give a .csv")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise
+        raise DenoiseInputError(f"{path} holds Python objects, not numbers; save a numeric array "
+                                f"(samples x leads) with numpy.save") from None
     if x.ndim == 2 and x.shape[1] > x.shape[0]:
         raise DenoiseInputError(f"{path}: expected samples x leads, got shape {x.shape} (more leads than "
                                 f"samples); save the transpose")
@@ -250,6 +268,18 @@ def _check_signal_files(path: str, header) -> None:
 def _read_edf(path: str) -> Recording:
     import edfio
 
+    with open(path, "rb") as f:
+        header = f.read(256)
+    if len(header) < 256:
+        raise DenoiseInputError(f"{path} is not an EDF file (its header is {len(header)} of 256 bytes); "
+                                f"give a complete .edf file")
+    try:
+        n_signals = int(header[252:256].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise DenoiseInputError(f"{path} is not an EDF file (no number of signals in its header); "
+                                f"give a valid .edf file") from None
+    if n_signals <= 0:   # edfio divides by it
+        raise DenoiseInputError(f"{path}: the EDF file holds no signals (its header says {n_signals})")
     edf = edfio.read_edf(path, lazy_load_data=True)
     signals = list(edf.signals)
     if not signals:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from ecg_jax.config_utils import read_json_file
 from ecg_jax.errors import CheckpointError
 from ecg_jax.models import create_model, display_name_of, is_builtin, method_id_of
 from ecg_jax.train import checkpoints, sharding
@@ -147,8 +148,7 @@ def read_layout(workdir: str) -> dict | None:
     path = os.path.join(workdir, "members.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return read_json_file(path)
 
 
 def chunks_of(experiment: Experiment, members_per_program: int) -> list[list[Member]]:

@@ -37,10 +37,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
-                                  load_config_json, resolve_config, save_config, write_text_atomic)
+                                  load_config_json, read_json_file, resolve_config, save_config,
+                                  write_text_atomic)
 from ecg_jax import interrupts
 from ecg_jax.data import data_card, prepare_data, write_data_card
-from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.errors import CheckpointError, ConfigError, DataError
 from ecg_jax.models import check_model, is_builtin, model_source
 from ecg_jax.models.external import SOURCE_RECORD, check_recorded_source
 from ecg_jax.process_settings import check_gpu_determinism
@@ -58,10 +59,15 @@ is_main_process, log = sharding.is_main_process, sharding.log
 
 
 def _read_json(path: str):
+    """A file training writes (data_card.json, the model source record) as it stands, for "never rewritten
+    unchanged"; None when missing or damaged: training rewrites it whole from what it just computed."""
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        return read_json_file(path, hint="rewriting it from this run")
+    except DataError as e:
+        log(str(e))
+        return None
 
 
 def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -95,6 +101,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     check_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))   # set by the entry point
     require_data(config, workdir)
     check_workdir_config(config, workdir)
+    read_layout(workdir)   # a damaged members.json: one line now, not after the data are prepared
     main = is_main_process()
     source = None
     if not is_builtin(config.model):
