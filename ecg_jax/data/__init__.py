@@ -7,8 +7,8 @@
   card) and export.py (arrays for other frameworks).
 """
 
-from ecg_jax.data.card import (DATA_CARD_NAME, data_card, dataset_summaries, prepare_and_write_data_card,
-                               summary_lines, write_data_card)
+from ecg_jax.data.card import DATA_CARD_NAME, data_card, dataset_summaries, summary_lines, write_data_card
+from ecg_jax.data.export import prepare_and_write_data_card
 from ecg_jax.data.prepare import check_dataset, prepare_data, resolve_source
 from ecg_jax.data.prepared import PreparedData, SegmentBank, WindowSet
 

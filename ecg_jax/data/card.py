@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
 
 from ecg_jax.config_utils import dataset_grid, resolve_config, write_text_atomic
-from ecg_jax.data.prepare import prepare_data
 from ecg_jax.data.prepared import PreparedData
 from ecg_jax.data.synthetic import SYNTHETIC_SOURCE_NOTE
-from ecg_jax.errors import OutputExistsError
 
 DATA_CARD_NAME = "data_card.json"
 
@@ -122,25 +119,3 @@ def summary_lines(card: dict, prepared: PreparedData, seconds: float) -> list[st
                      f"{_db(d['input_snr_test_db']):>12} dB{flag}")
     lines.append(f"time: {seconds:.2f} s")
     return lines
-
-
-def prepare_and_write_data_card(config: ml_collections.ConfigDict, workdir: str | None,
-                                export: str | None = None) -> tuple[list[str], list[str]]:
-    """Prepare the data of `config`; write <workdir>/data_card.json and/or the `export` .npz
-    (ecg_jax/data/export.py). Returns the summary_lines (timed from the start of this call)
-    and the paths written."""
-    from ecg_jax.data.export import export_arrays  # lazy: ecg_jax.data.export imports this module
-
-    start = time.perf_counter()
-    config = resolve_config(config)
-    if export and os.path.exists(export):   # before any work: never silently rewritten
-        raise OutputExistsError(f"{export} exists; choose another --export path or delete it first")
-    prepared = prepare_data(config)
-    card = data_card(prepared, config)
-    paths = []
-    if workdir:
-        paths.append(write_data_card(card, workdir))
-    if export:
-        export_arrays(prepared, config, export)
-        paths.append(export)
-    return summary_lines(card, prepared, time.perf_counter() - start), paths

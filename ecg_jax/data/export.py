@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import ml_collections
 import numpy as np
 
 from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.config_utils import resolve_config
-from ecg_jax.data.card import data_card
+from ecg_jax.data.card import data_card, summary_lines, write_data_card
+from ecg_jax.data.prepare import prepare_data
 from ecg_jax.data.prepared import PreparedData
 from ecg_jax.errors import OutputExistsError
 
@@ -44,3 +46,23 @@ def export_arrays(prepared: PreparedData, config: ml_collections.ConfigDict, pat
     except FileExistsError as e:
         raise OutputExistsError(str(e)) from None
     return card
+
+
+def prepare_and_write_data_card(config: ml_collections.ConfigDict, workdir: str | None,
+                                export: str | None = None) -> tuple[list[str], list[str]]:
+    """Prepare the data of `config`; write <workdir>/data_card.json and/or the `export` .npz
+    (`export_arrays`). Returns the summary_lines (timed from the start of this call)
+    and the paths written."""
+    start = time.perf_counter()
+    config = resolve_config(config)
+    if export and os.path.exists(export):   # before any work: never silently rewritten
+        raise OutputExistsError(f"{export} exists; choose another --export path or delete it first")
+    prepared = prepare_data(config)
+    card = data_card(prepared, config)
+    paths = []
+    if workdir:
+        paths.append(write_data_card(card, workdir))
+    if export:
+        export_arrays(prepared, config, export)
+        paths.append(export)
+    return summary_lines(card, prepared, time.perf_counter() - start), paths
