@@ -115,6 +115,10 @@ def test_config_given_by_name_equals_the_file(tmp_path):
         f"of that name (built in: {', '.join(cli.builtin_configs())}))"]
 
 
+# Changing the module path (reading it, e.g. to say where a module was looked for, is fine).
+SYS_PATH_CHANGE = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend|remove|pop|clear)\b|\+=|=(?!=)|\[[^]]*\]\s*=(?!=))")
+
+
 def test_no_sys_path_manipulation_and_scripts_are_thin_wrappers():
     offenders = []
     for top in ("ecg_jax", "scripts", "configs"):
@@ -122,7 +126,7 @@ def test_no_sys_path_manipulation_and_scripts_are_thin_wrappers():
             for f in files:
                 if f.endswith((".py", ".sh")):
                     with open(os.path.join(root, f)) as fh:
-                        if "sys.path" in fh.read():
+                        if SYS_PATH_CHANGE.search(fh.read()):
                             offenders.append(os.path.relpath(os.path.join(root, f), REPO))
     assert offenders == []
     scripts = sorted(f for f in os.listdir(os.path.join(REPO, "scripts")) if f.endswith(".py"))
