@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from torch_final_cnns import PooledEncoderDecoder
+
 CHANNELS = (2, 16, 32, 64, 128)
 KERNELS = (13, 7, 7, 7)
 ATTENTIONS = ("arem", "se", "cbam", "eca", "identity")
@@ -140,7 +142,7 @@ class Block(nn.Module):
         return x
 
 
-class TorchDANCEFinal(nn.Module):
+class TorchDANCEFinal(PooledEncoderDecoder):
     """Three max-pooled encoder levels, a fourth block at L/8 feeding the decoder directly,
     decoder blocks reading Up(x) + the encoder output of their length; kernels (13, 7, 7, 7)."""
 
@@ -154,19 +156,6 @@ class TorchDANCEFinal(nn.Module):
         # Decoder j maps c[4-j] -> c[3-j] with kernel k[3-j]; the last one has no attention.
         self.decoder = nn.ModuleList(Block(c[4 - j], c[3 - j], k[3 - j], atnc, slot if j < 3 else None)
                                      for j in range(4))
-        self.pool = nn.MaxPool1d(2)
-        self.up = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i in range(3):
-            x = self.encoder[i](x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.decoder[0](self.encoder[3](x))
-        for j in range(1, 4):
-            x = self.decoder[j](self.up(x) + skips[3 - j])
-        return x
 
 
 def create_torch_model(name: str) -> TorchDANCEFinal:

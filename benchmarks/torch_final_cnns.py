@@ -97,14 +97,14 @@ class DRSNDecoderLevel(nn.Module):
         return self.bn(nn.functional.leaky_relu(self.conv(x), LEAKY_SLOPE))
 
 
-class TorchDRSN(nn.Module):
-    """Three max-pool levels; encoder level 3 at L/8 feeds decoder level 0 directly; additive skips."""
+class PooledEncoderDecoder(nn.Module):
+    """The final revision's shared shape (DRSN, DACNN, DANCE): encoder blocks 0-2 kept as skips and
+    max-pooled, block 3 at L/8 feeding decoder block 0 directly, and before decoder blocks 1-3 the
+    input upsampled (linear, x2) and the skip of that length added. Subclasses set `encoder` and
+    `decoder` (four blocks each); pooling and upsampling have no parameters."""
 
     def __init__(self):
         super().__init__()
-        c, k = CHANNELS, KERNELS
-        self.encoder = nn.ModuleList(DRSNEncoderLevel(c[i], c[i + 1], k[i]) for i in range(4))
-        self.decoder = nn.ModuleList(DRSNDecoderLevel(c[4 - j], c[3 - j], k[3 - j]) for j in range(4))
         self.pool = nn.MaxPool1d(2)
         self.up = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)
 
@@ -118,6 +118,16 @@ class TorchDRSN(nn.Module):
         for j in range(1, 4):
             x = self.decoder[j](self.up(x) + skips[3 - j])
         return x
+
+
+class TorchDRSN(PooledEncoderDecoder):
+    """Three max-pool levels; encoder level 3 at L/8 feeds decoder level 0 directly; additive skips."""
+
+    def __init__(self):
+        super().__init__()
+        c, k = CHANNELS, KERNELS
+        self.encoder = nn.ModuleList(DRSNEncoderLevel(c[i], c[i + 1], k[i]) for i in range(4))
+        self.decoder = nn.ModuleList(DRSNDecoderLevel(c[4 - j], c[3 - j], k[3 - j]) for j in range(4))
 
 
 class ChannelECA(nn.Module):
@@ -298,7 +308,7 @@ class DACNNFinalBlock(nn.Module):
         return x if self.dam is None else self.dam(x)
 
 
-class TorchDACNNFinal(nn.Module):
+class TorchDACNNFinal(PooledEncoderDecoder):
     """The final revision's DACNN (models.md, "DACNN (final): its layout"). Encoder blocks 0-2 are
     kept as skips and max-pooled; block 3 (L/8) feeds decoder block 0 directly; before decoder
     blocks 1-3 the input is upsampled (linear, x2) and the skip of that length added. DAM after
@@ -312,19 +322,6 @@ class TorchDACNNFinal(nn.Module):
                                      for i, k in enumerate(encoder_kernels))
         self.decoder = nn.ModuleList(DACNNFinalBlock(c[4 - j], c[3 - j], k, dam=j < 3)
                                      for j, k in enumerate(decoder_kernels))
-        self.pool = nn.MaxPool1d(2)
-        self.up = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for i in range(3):
-            x = self.encoder[i](x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.decoder[0](self.encoder[3](x))
-        for j in range(1, 4):
-            x = self.decoder[j](self.up(x) + skips[3 - j])
-        return x
 
 
 TORCH_MODELS = {"drsn": TorchDRSN, "dacnn_final": TorchDACNNFinal, "acdae_final": TorchACDAEFinal}
