@@ -4,10 +4,11 @@ evaluation forward against the same functions run op by op (`jax.disable_jit`).
 Run as a script (by tests/test_jit_guard.py, in a fresh process, so that
 XLA_FLAGS such as `--xla_cpu_max_isa=AVX2` take effect before JAX starts):
 
-    python tests/jit_guard.py NAME [NAME ...]
+    python tests/jit_guard.py OUT.pkl NAME[:eager] [...]
 
-prints one JSON line per network: the largest difference of each compared
-tree relative to that tree's largest entry. Everything runs in float64, where
+writes each network's compiled results (and, for NAME:eager, its op-by-op
+ones) to OUT.pkl; `gaps` gives the largest difference of each compared tree
+relative to that tree's largest entry. `check(name)` does both in-process. Everything runs in float64, where
 the two paths differ by summation order only (~1e-15), so a compiler rewrite
 that changes the function stands out by many orders of magnitude (the AGS-UNet
 max-pool gradient of jax 0.10.2 on XLA:CPU with AVX2 code: 0.2 of the
@@ -25,18 +26,17 @@ the steps, so the gradients themselves are compared through `opt_state`.
 
 from __future__ import annotations
 
-import json
+import os
+import pickle
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-from ecg_jax.models import create_model  # noqa: E402  (after enabling float64)
-from ecg_jax.train import engine  # noqa: E402
-from ecg_jax.train.device_data import MemberConsts, SplitArrays  # noqa: E402
+from ecg_jax.models import create_model
+from ecg_jax.train import engine
+from ecg_jax.train.device_data import MemberConsts, SplitArrays
 
 BATCH, LENGTH, N_WINDOWS = 4, 64, 8      # two steps of 4 windows of 64 samples
 # RALENet's attention is far costlier op by op; a smaller batch keeps it to seconds.
@@ -73,7 +73,12 @@ def _relative_gap(got, want) -> float:
     return max(float(np.max(np.abs(g - w))) for g, w in floats) / scale
 
 
-def check(name: str) -> dict[str, float]:
+TREES = ("losses", "params", "batch_stats", "opt_state", "eval_output")
+
+
+def run(name: str, eager: bool) -> dict[str, dict]:
+    """{"jitted": trees, "eager": trees or absent} of one network: the epoch's losses, parameters,
+    BatchNorm statistics and Adam state, and the evaluation output, as host arrays."""
     batch = SMALL_BATCH.get(name, BATCH)
     data, consts, settings = _problem(batch)
     model = create_model(name)
@@ -90,19 +95,46 @@ def check(name: str) -> dict[str, float]:
         variables = engine.variables_of(*jax.tree_util.tree_map(lambda a: a[0], (st.params, st.batch_stats)))
         return model.apply(variables, x, train=False)
 
+    def trees(new_state, losses, out):
+        assert not bool(np.any(new_state.diverged)), f"{name}: the epoch diverged"
+        return jax.device_get(dict(zip(TREES, (losses, new_state.params, new_state.batch_stats,
+                                                new_state.opt_state, out))))
+
     jitted_state, jitted_losses = jax.jit(epoch)(state)
-    jitted_out = jax.jit(evaluate)(jitted_state)
-    with jax.disable_jit():
-        eager_state, eager_losses = epoch(state)
-        eager_out = evaluate(jitted_state)
-    assert not bool(np.any(jitted_state.diverged | eager_state.diverged)), f"{name}: the epoch diverged"
-    return {"loss": _relative_gap(jitted_losses, eager_losses),
-            "params": _relative_gap(jitted_state.params, eager_state.params),
-            "batch_stats": _relative_gap(jitted_state.batch_stats, eager_state.batch_stats),
-            "Adam state (gradient moments)": _relative_gap(jitted_state.opt_state, eager_state.opt_state),
-            "eval output": _relative_gap(jitted_out, eager_out)}
+    found = {"jitted": trees(jitted_state, jitted_losses, jax.jit(evaluate)(jitted_state))}
+    if eager:
+        with jax.disable_jit():
+            eager_state, eager_losses = epoch(state)
+            found["eager"] = trees(eager_state, eager_losses, evaluate(jitted_state))
+    return found
+
+
+def gaps(jitted: dict, eager: dict) -> dict[str, float]:
+    """Largest difference of each compared tree, relative to its largest entry."""
+    return {"loss": _relative_gap(jitted["losses"], eager["losses"]),
+            "params": _relative_gap(jitted["params"], eager["params"]),
+            "batch_stats": _relative_gap(jitted["batch_stats"], eager["batch_stats"]),
+            "Adam state (gradient moments)": _relative_gap(jitted["opt_state"], eager["opt_state"]),
+            "eval output": _relative_gap(jitted["eval_output"], eager["eval_output"])}
+
+
+def check(name: str) -> dict[str, float]:
+    """The gaps of one network, jitted against op by op, in this process (which then computes in float64)."""
+    jax.config.update("jax_enable_x64", True)
+    found = run(name, eager=True)
+    return gaps(found["jitted"], found["eager"])
 
 
 if __name__ == "__main__":
-    for model_name in sys.argv[1:]:
-        print(json.dumps({"model": model_name, "gaps": check(model_name)}), flush=True)
+    # python tests/jit_guard.py OUT.pkl NAME[:eager] ...: each network compiled; with ":eager" also
+    # run op by op. The op-by-op runs cost most (every operation compiled on its own), so two
+    # processes (two ISAs) can share them; op by op, the ISA changes rounding only (~1e-16).
+    jax.config.update("jax_enable_x64", True)
+    out_path, specs = sys.argv[1], sys.argv[2:]
+    results = {}
+    for spec in specs:
+        model_name, _, mode = spec.partition(":")
+        results[model_name] = run(model_name, eager=mode == "eager")
+    with open(out_path + ".tmp", "wb") as f:
+        pickle.dump(results, f)
+    os.replace(out_path + ".tmp", out_path)

@@ -16,8 +16,8 @@ gradient was 0.2 of the largest entry.
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -25,6 +25,9 @@ import sys
 import pytest
 
 from ecg_jax.models import MODEL_NAMES
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jit_guard  # noqa: E402  (tests/jit_guard.py; importing it changes no JAX setting)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOLERANCE = 1e-8   # of each tree's largest entry
@@ -41,20 +44,32 @@ def _environment(isa: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def gaps() -> dict[tuple[str, str], dict[str, float]]:
-    """{(isa, network): {compared tree: relative gap}}; the processes run concurrently."""
-    processes = {isa: subprocess.Popen([sys.executable, os.path.join(HERE, "jit_guard.py"), *MODEL_NAMES],
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       env=_environment(isa))
-                 for isa in ISAS}
-    results = {}
+def gaps(tmp_path_factory) -> dict[tuple[str, str], dict[str, float]]:
+    """{(isa, network): {compared tree: relative gap}}.
+
+    One process per ISA, run side by side; each compiles every network, and
+    the op-by-op references (the costly part: every operation compiled on its
+    own) are split between them: network i's is run by process i % 2 and
+    compared with both processes' compiled results.
+    """
+    folder = tmp_path_factory.mktemp("jit_guard")
+    outputs = {isa: str(folder / f"{isa}.pkl") for isa in ISAS}
+    processes = {}
+    for k, isa in enumerate(ISAS):
+        specs = [name + (":eager" if i % len(ISAS) == k else "") for i, name in enumerate(MODEL_NAMES)]
+        processes[isa] = subprocess.Popen([sys.executable, os.path.join(HERE, "jit_guard.py"), outputs[isa], *specs],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          env=_environment(isa))
+    found = {}
     for isa, process in processes.items():
-        out, err = process.communicate(timeout=3600)
+        _, err = process.communicate(timeout=3600)
         assert process.returncode == 0, f"jit_guard.py ({isa}) failed:\n{err[-4000:]}"
-        for line in out.splitlines():
-            record = json.loads(line)
-            results[(isa, record["model"])] = record["gaps"]
-    return results
+        with open(outputs[isa], "rb") as f:
+            found[isa] = pickle.load(f)
+    eager = {name: trees["eager"] for by_name in found.values() for name, trees in by_name.items() if "eager" in trees}
+    assert set(eager) == set(MODEL_NAMES)
+    return {(isa, name): jit_guard.gaps(found[isa][name]["jitted"], eager[name])
+            for isa in ISAS for name in MODEL_NAMES}
 
 
 @pytest.mark.parametrize("isa", ISAS)
