@@ -476,8 +476,10 @@ def test_vmap_over_independent_parameter_sets_equals_loop(compiled):
     for m, member in enumerate(members):
         out_m, state_m = compiled.train(member, compiled.x)
         np.testing.assert_allclose(out[m], out_m, rtol=1e-4, atol=1e-4)  # see BN note above
+        # Running statistics of BatchNorms over pooled features (a batch of 2 values: APReLU, DAM)
+        # carry the output's reassociation noise too; dacnn_final's reach 6e-5 on one entry.
         jax.tree_util.tree_map(
-            lambda a, b: np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-5),
+            lambda a, b: np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4),
             state, state_m)
     assert not np.allclose(out[0], out[1])
 
