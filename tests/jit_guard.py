@@ -8,7 +8,7 @@ XLA_FLAGS such as `--xla_cpu_max_isa=AVX2` take effect before JAX starts):
 
 writes each network's compiled results (and, for NAME:eager, its op-by-op
 ones) to OUT.pkl; `gaps` gives the largest difference of each compared tree
-relative to that tree's largest entry. `check(name)` does both in-process. Everything runs in float64, where
+relative to that tree's largest entry. Everything runs in float64, where
 the two paths differ by summation order only (~1e-15), so a compiler rewrite
 that changes the function stands out by many orders of magnitude (the AGS-UNet
 max-pool gradient of jax 0.10.2 on XLA:CPU with AVX2 code: 0.2 of the
@@ -116,13 +116,6 @@ def gaps(jitted: dict, eager: dict) -> dict[str, float]:
             "batch_stats": _relative_gap(jitted["batch_stats"], eager["batch_stats"]),
             "Adam state (gradient moments)": _relative_gap(jitted["opt_state"], eager["opt_state"]),
             "eval output": _relative_gap(jitted["eval_output"], eager["eval_output"])}
-
-
-def check(name: str) -> dict[str, float]:
-    """The gaps of one network, jitted against op by op, in this process (which then computes in float64)."""
-    jax.config.update("jax_enable_x64", True)
-    found = run(name, eager=True)
-    return gaps(found["jitted"], found["eager"])
 
 
 if __name__ == "__main__":

@@ -134,9 +134,9 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         kwargs[key] = _coerce(name, key, value, options[key])
     if name in _FINAL_CLASSES:
         kwargs = {**_FINAL_CLASSES[name][2], **kwargs}
-    if is_builtin(name):
-        return _model_class(name)(**kwargs)
     cls = _model_class(name)
+    if is_builtin(name):
+        return cls(**kwargs)
     try:
         return cls(**kwargs)
     except Exception as e:  # noqa: BLE001 -- the user's constructor: one line (e.g. a required option missing)

@@ -243,7 +243,7 @@ def check_contract(model: nn.Module, window: int, spec: str) -> None:
     def train_apply(variables, k):
         return model.apply(variables, zeros, train=True, mutable=["batch_stats"], rngs={"dropout": k})
 
-    for call, apply in ((f'apply(variables, x, train=True, mutable=["batch_stats"])', train_apply),
+    for call, apply in (('apply(variables, x, train=True, mutable=["batch_stats"])', train_apply),
                         ("apply(variables, x, train=False)",
                          lambda variables, k: model.apply(variables, zeros, train=False))):
         try:
