@@ -12,7 +12,7 @@ relative to that tree's largest entry. Everything runs in float64, where
 the two paths differ by summation order only (~1e-15), so a compiler rewrite
 that changes the function stands out by many orders of magnitude (the AGS-UNet
 max-pool gradient of jax 0.10.2 on XLA:CPU with AVX2 code: 0.2 of the
-gradient's largest entry, README "Known issues").
+gradient's largest entry, docs/known-issues.md).
 
 What is compared: one epoch of two steps of `engine.make_member_epoch` (the
 function the training program compiles: a shuffle, then a `lax.scan` of the

@@ -5,7 +5,7 @@ evaluation forward are compared with the same functions run op by op, in
 float64, in two fresh processes run side by side: XLA:CPU as this machine
 compiles by default, and, on x86-64, capped at AVX2 code
 (`--xla_cpu_max_isa=AVX2`), the setting under which jax 0.10.2 computed
-AGS-UNet's max-pool gradient wrong (README, "Known issues"). Capping the ISA
+AGS-UNet's max-pool gradient wrong (docs/known-issues.md). Capping the ISA
 makes the check independent of the CPU that CI happens to get.
 
 The two paths differ by summation order only (~1e-15 of the largest entry;

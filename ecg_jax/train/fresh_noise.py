@@ -53,7 +53,7 @@ import optax
 from ecg_jax.cli import configure_jax
 from ecg_jax.data.noise import channel_stats, mix_at_snr, normalize
 from ecg_jax.data.records import load_mitdb, load_nstdb, missing_data_error, resolve_data_dir
-from ecg_jax.denoise.core import DEFAULT_WEIGHTS
+from ecg_jax.denoise.weights import SHIPPED_WEIGHTS as DEFAULT_WEIGHTS  # the file format, not the denoiser
 from ecg_jax.denoise.weights import load_weights, read_meta, save_weights, stack_variables
 from ecg_jax.errors import ConfigError, EcgJaxError
 from ecg_jax.models import create_model
