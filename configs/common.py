@@ -8,6 +8,12 @@ Comma-separated strings are accepted for list-valued fields.
 
 import ml_collections
 
+# Hyperparameters a sweep may vary: none changes a shape, so one compiled program serves every point.
+from ecg_jax.sweep_points import SWEEPABLE
+
+# Hyperparameters a sweep may vary: none changes a shape, so one compiled program serves every point.
+from ecg_jax.sweep_points import SWEEPABLE
+
 NOISE_TYPES = ("emb", "bw", "ma", "em")
 SNR_LEVELS = (-4, -2, 0, 2, 4)
 
@@ -35,6 +41,14 @@ def data_config() -> ml_collections.ConfigDict:
     d.fs = 360
     d.n_windows = 10000
     d.train_fraction = 0.8
+    # Training records held out as a validation split (inter-patient: whole records), on which a sweep
+    # chooses its point; the test windows are never looked at for that. "auto": none without a sweep,
+    # 10% of the training records (at least 1) with one. docs/sweeps.md.
+    d.validation_records = "auto"
+    # Training records held out as a validation split (inter-patient: whole records), on which a sweep
+    # chooses its point; the test windows are never looked at for that. "auto": none without a sweep,
+    # 10% of the training records (at least 1) with one. docs/sweeps.md.
+    d.validation_records = "auto"
     d.windows_per_record_divisor = 10  # max(1, len // (window * 10)) windows per record
     d.cache_dir = ""         # "" -> $ECG_JAX_CACHE or ~/.cache/ecg_jax
     # Synthetic source sizes (ignored for PhysioNet data).
@@ -58,6 +72,14 @@ def base_config() -> ml_collections.ConfigDict:
     t.epochs = 100
     t.batch_size = 64
     t.learning_rate = 1e-3
+    t.weight_decay = 0.0     # PyTorch Adam's (coupled, L2): g + weight_decay x p; the reference uses none
+    t.adam_b1 = 0.9
+    t.adam_b2 = 0.999
+    t.adam_eps = 1e-8
+    t.weight_decay = 0.0     # PyTorch Adam's (coupled, L2): g + weight_decay x p; the reference uses none
+    t.adam_b1 = 0.9
+    t.adam_b2 = 0.999
+    t.adam_eps = 1e-8
     # lr x lr_decay_factor from epoch lr_decay_epoch on (0-based epoch index).
     # Both may be lists for a piecewise schedule, each factor relative to
     # learning_rate: the final revision's (50, 70) and (0.1, 0.05).
@@ -93,7 +115,19 @@ def base_config() -> ml_collections.ConfigDict:
     b.dwt_rule = "signed_max"
     b.on_normalized = False    # final revision: denoise the normalised window, score de-normalised
     c.baselines = b
+    c.sweep = sweep_config()
     return c
+
+
+def sweep_config() -> ml_collections.ConfigDict:
+    """Sweep axes: each a comma-separated list of values ("" = not swept), e.g.
+    --config.sweep.train.learning_rate=1e-3,3e-4. A list-valued field's values are "/"-separated
+    (--config.sweep.train.lr_decay_epoch=50/70,40/60). Members = datasets x points x seeds; "grid"
+    crosses the axes, "zip" pairs equally long ones. docs/sweeps.md."""
+    s = ml_collections.ConfigDict()
+    s.mode = "grid"
+    s.train = ml_collections.ConfigDict({name: "" for name in SWEEPABLE})
+    return s
 
 
 def smoke_overrides(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

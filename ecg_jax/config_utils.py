@@ -17,6 +17,7 @@ import ml_collections
 
 from ecg_jax.atomic import write_text_atomic  # noqa: F401  (re-exported: callers import it from here)
 from ecg_jax.errors import ConfigError, DataError
+from ecg_jax.sweep_points import SWEEP_MODES, SWEEPABLE, sweep_field_refusal, sweep_points, validation_record_count
 
 NOISE_TYPES = ("emb", "bw", "ma", "em")   # protocol order for tables
 # Training only (e.g. configs/denoiser.py): every window gets its own noise type
@@ -145,6 +146,9 @@ def resolve_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     resolve_revision(c)
     if "train" in c:
         c.train = resolve_lr_schedule(c.train)
+        sweep_points(c)   # every sweep field parsed and checked now, before anything is built
+    if "data" in c:
+        validation_record_count(c.data.get("validation_records", "auto"), False)
     check_window_counts(c)
     check_member_count(c)
     return c
@@ -166,6 +170,10 @@ def check_member_count(c: ml_collections.ConfigDict) -> None:
     experiments = c.get("experiments")
     if experiments is not None and hasattr(experiments, "keys") and len(experiments.keys()) > 1:
         factors.append((f"{len(experiments.keys())} experiments", len(experiments.keys())))
+    if "train" in c and "sweep" in c:
+        points = len(sweep_points(c))
+        if points > 1:
+            factors.append((f"{points} sweep points", points))
     total = math.prod(n for _, n in factors)
     if total > MAX_MEMBERS:
         raise ConfigError(f"{' x '.join(text for text, _ in factors)} = {total} members, more than the limit of "
@@ -313,6 +321,7 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "data.fs": _number(0),
     "data.n_windows": _integer(2),
     "data.train_fraction": _number(0, 1, high_inclusive=False),
+    "data.validation_records": _parsed_elsewhere,
     "data.windows_per_record_divisor": _integer(1),
     "data.cache_dir": _string,
     "data.synthetic_records": _integer(1),
@@ -320,6 +329,10 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "train.epochs": _integer(1),
     "train.batch_size": _integer(1),
     "train.learning_rate": _number(0),
+    "train.weight_decay": _number(0, low_inclusive=True),
+    "train.adam_b1": _number(0, 1, low_inclusive=True),
+    "train.adam_b2": _number(0, 1, low_inclusive=True),
+    "train.adam_eps": _number(0),
     "train.lr_decay_epoch": _each(_integer(0), int),
     "train.lr_decay_factor": _each(_number(0, 1), float),
     "train.score_aggregation": _choice(SCORE_AGGREGATIONS),
@@ -338,6 +351,8 @@ FIELD_RULES: dict[str, Callable[[str, Any], None]] = {
     "baselines.methods": _each(_choice(BASELINE_METHODS)),
     "baselines.dwt_rule": _choice(DWT_RULES),
     "baselines.on_normalized": _boolean,
+    "sweep.mode": _choice(SWEEP_MODES),
+    **{f"sweep.train.{name}": _string for name in SWEEPABLE},   # parsed by sweep_points.sweep_points
     # configs/paper.py
     "networks": _names,
     "experiments": _string_mapping,
@@ -351,7 +366,14 @@ REQUIRED_TOP_LEVEL = ("noise_types", "snr_levels", "data")
 REQUIRED_SECTIONS = ("data", "train", "baselines")
 OPTIONAL_FIELDS = ("train.loop", "train.gpu_deterministic", "data.revision", "data.emb_mixing",
                    "train.score_aggregation", "baselines.methods", "baselines.dwt_rule",
-                   "baselines.on_normalized", "train.precision", "train.conv_input_rounding")
+                   "baselines.on_normalized", "train.precision", "train.conv_input_rounding",
+                   "train.weight_decay", "train.adam_b1", "train.adam_b2", "train.adam_eps",
+                   "data.validation_records")
+# What a config saved before a field existed means by its absence: the value every run had then
+# (`with_defaults`), so an older workdir compares equal to the same config today.
+DEFAULTS_OF_LATER_FIELDS = {"train.weight_decay": 0.0, "train.adam_b1": 0.9, "train.adam_b2": 0.999,
+                            "train.adam_eps": 1e-8, "data.validation_records": "auto",
+                            "sweep": {"mode": "grid", "train": {name: "" for name in SWEEPABLE}}}
 # Sections whose keys are free: the network's keyword arguments, the paper's experiment ids.
 FREE_SECTIONS = ("model_kwargs", "experiments", "experiment_noise_types")
 # Fields that change no member's numbers: where the data and caches are, how
@@ -364,7 +386,19 @@ NOT_AFFECTING_RESULTS = ("experiment", "data.data_dir", "data.cache_dir", "train
 # written with, and may train for more (or fewer) epochs.
 RESUMABLE_CHANGES = tuple(f for f in NOT_AFFECTING_RESULTS if f != "train.max_members_per_program") + \
     ("train.epochs",)
-SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS
+SECTIONS = REQUIRED_SECTIONS + FREE_SECTIONS + ("sweep", "sweep.train")
+
+
+def with_defaults(config: dict) -> dict:
+    """A saved config (dict) with DEFAULTS_OF_LATER_FIELDS filled in where it has none."""
+    out = json.loads(json.dumps(config))
+    for path, value in DEFAULTS_OF_LATER_FIELDS.items():
+        section, _, name = path.rpartition(".")
+        holder = out.get(section) if section else out
+        # Top-level sections only in a training config (a baseline config has no train section).
+        if isinstance(holder, dict) and name not in holder and (section or "train" in out):
+            holder[name] = json.loads(json.dumps(value))
+    return out
 
 
 def check_known_fields(config: dict, prefix: str = "") -> None:
@@ -372,6 +406,9 @@ def check_known_fields(config: dict, prefix: str = "") -> None:
     known = [p for p in FIELD_RULES if p.startswith(prefix) and p.count(".") == prefix.count(".")]
     for key, value in config.items():
         path = f"{prefix}{key}"
+        refusal = sweep_field_refusal(path)
+        if refusal:
+            raise ConfigError(refusal)
         if path in SECTIONS and path not in FREE_SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{path} must be a section of named fields, {_got(value, False)}")
@@ -492,7 +529,7 @@ def read_json_file(path: str, expected: type = dict,
 
 
 def load_config_json(path: str) -> ml_collections.ConfigDict:
-    d = read_json_file(path)
+    d = with_defaults(read_json_file(path))
     try:
         return ml_collections.ConfigDict(_lists_to_tuples(d))
     except (TypeError, ValueError, AttributeError) as e:   # e.g. keys ml_collections cannot hold

@@ -23,7 +23,8 @@ from ecg_jax.models import is_builtin
 from ecg_jax.models.external import check_recorded_source
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.train.device_data import split_arrays
+from ecg_jax.data.validation import hold_out_validation
+from ecg_jax.train.device_data import split_arrays, window_arrays
 from ecg_jax.train.engine import MemberState
 from ecg_jax.train.experiment import Experiment, workdir_chunks
 from ecg_jax.train.members import Member
@@ -91,10 +92,13 @@ def evaluate_workdir(workdir: str, epoch: int | None = None, data_dir: str | Non
 
 
 def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> list[dict]:
-    prepared = prepare_data(config)
+    held = hold_out_validation(prepare_data(config), config)   # as training split it
+    prepared = held.prepared
     experiment = Experiment.from_config(config, prepared.n_train)
-    evaluator = EvalProgram.for_experiment(experiment)
+    evaluator = EvalProgram.for_experiment(experiment, max_shapes=1 if held.validation is None else 2)
     test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), experiment.mesh)
+    validation_data = None if held.validation is None else sharding.put_replicated(
+        window_arrays(held.validation, experiment.segment_keys(prepared)), experiment.mesh)
     rows, examples = [], {}
     chunks = workdir_chunks(workdir, experiment)
     for ci, chunk in enumerate(chunks):
@@ -102,7 +106,8 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
         step, state = restore_chunk(experiment, workdir, ci, chunk, epoch)
         log(f"chunk {ci}: restored the checkpoint after epoch {step} ({len(chunk)} members)")
         consts = experiment.chunk_consts(prepared, chunk)
-        r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)})
+        r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)},
+                           validation_data)
         rows += r
         examples.update(e)
     if write:

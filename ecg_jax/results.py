@@ -11,6 +11,8 @@ Row schema (readers ignore any other keys, e.g. "experiment", "n_test"):
                      without one reads as "paper")
   metrics     object exactly the METRIC_NAMES keys, floats (means over test windows)
   diverged    bool   optional; always true when a metric is not finite
+  sweep_point str    optional: a sweep member's point ("learning_rate=0.0003"); part of the run
+  validation_metrics object  optional: the metrics on the held-out validation records
 
 JSON has no NaN/Infinity, so non-finite metrics are written as null and read
 back as NaN. A run is (method, noise_type, snr_db, seed, split, source,
@@ -62,10 +64,11 @@ def key_of(method: str, noise_type: str, snr_db: float, seed: int | None, split:
 
 
 def run_key(row: dict) -> tuple:
-    """The identity of a run (method, dataset, seed, protocol incl. revision), whatever epoch it was
-    scored at."""
-    return key_of(row["method"], row["noise_type"], row["snr_db"], row["seed"], row["split"],
-                  row["source"], row.get("revision", DEFAULT_REVISION))
+    """The identity of a run (method, dataset, seed, protocol incl. revision, and a sweep member's point),
+    whatever epoch it was scored at."""
+    key = key_of(row["method"], row["noise_type"], row["snr_db"], row["seed"], row["split"],
+                 row["source"], row.get("revision", DEFAULT_REVISION))
+    return key + (("sweep", row["sweep_point"]),) if row.get("sweep_point") else key
 
 
 def row_key(row: dict) -> tuple:

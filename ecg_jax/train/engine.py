@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from ecg_jax.data.noise import normalize
-from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
+from ecg_jax.train.device_data import Hyper, MemberConsts, SplitArrays, mix_member_noise
 from ecg_jax.train.precision import DEFAULT_INPUT_ROUNDING, DEFAULT_PRECISION
 
 PyTree = Any
@@ -55,6 +55,15 @@ class TrainSettings:
     member_parallelism: str = "vmap"   # how members are batched inside the step: "vmap" or "map"
     precision: str = DEFAULT_PRECISION            # products' precision in the programs (precision.py)
     conv_input_rounding: str = DEFAULT_INPUT_ROUNDING   # CPU emulation of bfloat16/TF32 inputs
+    # Adam's coupled (L2, PyTorch `Adam(weight_decay=...)`) weight decay and moments' constants: the
+    # config's values (a member's own values, when swept, come in `MemberConsts.hyper`).
+    weight_decay: float = 0.0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-8
+    # Whether the step computes the weight-decay term at all (static): a run whose members all have
+    # weight_decay 0 compiles the plain Adam step, as before weight decay existed.
+    uses_weight_decay: bool = False
 
     @classmethod
     def from_config(cls, config, n_train: int, member_parallelism: str) -> "TrainSettings":
@@ -66,7 +75,10 @@ class TrainSettings:
                    channels=2, learning_rate=t.learning_rate, lr_decay_epoch=tuple(t.lr_decay_epoch),
                    lr_decay_factor=tuple(t.lr_decay_factor), member_parallelism=member_parallelism,
                    precision=t.get("precision", DEFAULT_PRECISION),
-                   conv_input_rounding=t.get("conv_input_rounding", DEFAULT_INPUT_ROUNDING))
+                   conv_input_rounding=t.get("conv_input_rounding", DEFAULT_INPUT_ROUNDING),
+                   weight_decay=float(t.get("weight_decay", 0.0)), adam_b1=float(t.get("adam_b1", 0.9)),
+                   adam_b2=float(t.get("adam_b2", 0.999)), adam_eps=float(t.get("adam_eps", 1e-8)),
+                   uses_weight_decay=uses_weight_decay(config))
 
 
 def make_schedule(s: TrainSettings) -> optax.Schedule:
@@ -85,7 +97,76 @@ def make_schedule(s: TrainSettings) -> optax.Schedule:
 
 
 def make_optimizer(s: TrainSettings) -> optax.GradientTransformation:
-    return optax.adam(make_schedule(s), b1=0.9, b2=0.999, eps=1e-8)
+    """optax's Adam with the config's constants: the optimizer whose numbers `adam_update` reproduces bit
+    for bit (tests/test_sweeps.py); kept as the reference formulation and for tools outside training."""
+    return optax.adam(make_schedule(s), b1=s.adam_b1, b2=s.adam_b2, eps=s.adam_eps)
+
+
+def uses_weight_decay(config) -> bool:
+    """Does any member of `config` decay weights (the config's own value, or a point of its sweep)?"""
+    t = config.train
+    swept = config.get("sweep", {}).get("train", {}).get("weight_decay", "") if "sweep" in config else ""
+    return float(t.get("weight_decay", 0.0)) != 0.0 or any(float(v) != 0.0 for v in str(swept).split(",") if v)
+
+
+def hyper_of(values: dict, steps_per_epoch: int) -> Hyper:
+    """Host arrays of one member's `Hyper` from its train-section values (the config's, or a sweep point's
+    overrides of them): learning_rate, lr_decay_epoch, lr_decay_factor, weight_decay, adam_b1/b2/eps."""
+    epochs = np.atleast_1d(np.asarray(values["lr_decay_epoch"], np.int64))
+    factors = np.atleast_1d(np.asarray(values["lr_decay_factor"], np.float64))
+    previous = np.concatenate([[1.0], factors[:-1]])
+    b1, b2 = float(values.get("adam_b1", 0.9)), float(values.get("adam_b2", 0.999))
+    f32 = lambda v: np.asarray(v, np.float32)
+    return Hyper(learning_rate=f32(values["learning_rate"]),
+                 decay_step=(epochs * steps_per_epoch).astype(np.int32), decay_scale=f32(factors / previous),
+                 weight_decay=f32(values.get("weight_decay", 0.0)), b1=f32(b1), one_minus_b1=f32(1 - b1),
+                 b2=f32(b2), one_minus_b2=f32(1 - b2), eps=f32(values.get("adam_eps", 1e-8)))
+
+
+def settings_hyper(s: TrainSettings) -> Hyper:
+    """The config's own `Hyper` (every member of a run without a sweep has it)."""
+    return hyper_of({"learning_rate": s.learning_rate, "lr_decay_epoch": s.lr_decay_epoch,
+                     "lr_decay_factor": s.lr_decay_factor, "weight_decay": s.weight_decay,
+                     "adam_b1": s.adam_b1, "adam_b2": s.adam_b2, "adam_eps": s.adam_eps}, s.steps_per_epoch)
+
+
+def learning_rate_at(h: Hyper, count):
+    """optax.piecewise_constant_schedule's arithmetic, with the rate and the factors as values."""
+    v = h.learning_rate
+    for k in range(h.decay_step.shape[-1]):
+        indicator = jnp.maximum(0.0, jnp.sign(h.decay_step[k] - count))
+        v = v * indicator + (1 - indicator) * h.decay_scale[k] * v
+    return v
+
+
+def init_optimizer_state(params) -> tuple:
+    """The state of `make_optimizer`'s chain (Adam's count and moments, the schedule's count): the
+    layout every checkpoint stores."""
+    return (optax.scale_by_adam().init(params), optax.scale_by_schedule(lambda count: count).init(params))
+
+
+def adam_update(grads, opt_state: tuple, params, h: Hyper, with_weight_decay: bool):
+    """`(updates, new state)` of one member: optax's Adam step (`make_optimizer`) written out with the
+    hyperparameters as values, operation for operation, so the bits are optax's (tests/test_sweeps.py).
+
+    Weight decay is PyTorch Adam's: `g + weight_decay * p` before the moments. A member whose decay is 0
+    keeps `g` itself (a select, not `g + 0 * p`), so it matches a run compiled without the term.
+    """
+    adam, schedule = opt_state
+    if with_weight_decay:
+        grads = jax.tree_util.tree_map(lambda g, p: jnp.where(h.weight_decay == 0, g, g + h.weight_decay * p),
+                                       grads, params)
+    mu = jax.tree_util.tree_map(lambda g, t: h.one_minus_b1 * (g ** 1) + h.b1 * t, grads, adam.mu)
+    nu = jax.tree_util.tree_map(lambda g, t: h.one_minus_b2 * (g ** 2) + h.b2 * t, grads, adam.nu)
+    count_inc = optax.safe_increment(adam.count)
+    mu_hat = optax.tree.bias_correction(mu, h.b1, count_inc)
+    nu_hat = optax.tree.bias_correction(nu, h.b2, count_inc)
+    updates = jax.tree_util.tree_map(lambda m, v: m / (jnp.sqrt(v + 0.0) + h.eps), mu_hat, nu_hat)
+    step_size = -1 * learning_rate_at(h, schedule.count)
+    updates = jax.tree_util.tree_map(lambda g: jnp.array(step_size, dtype=g.dtype) * g, updates)
+    new_state = (adam._replace(count=count_inc, mu=mu, nu=nu),
+                 schedule._replace(count=optax.safe_increment(schedule.count)))
+    return updates, new_state
 
 
 def variables_of(params, batch_stats) -> dict:
@@ -126,15 +207,13 @@ def make_init_one(model: nn.Module, s: TrainSettings) -> Callable[[jax.Array], M
     The key is `jax.random.key(seed)`, a typed key with the same bits as the
     raw `PRNGKey(seed)`: the draws, and so the numbers, are the raw key's.
     """
-    tx = make_optimizer(s)
-
     def init_one(seed):
         init_key, train_key = jax.random.split(jax.random.key(seed))
         dummy = jnp.zeros((1, s.window, s.channels), jnp.float32)
         variables = model.init(init_key, dummy, train=False)
         params = variables["params"]
         batch_stats = variables.get("batch_stats", {})
-        return MemberState(params, batch_stats, tx.init(params), train_key, jnp.zeros((), bool))
+        return MemberState(params, batch_stats, init_optimizer_state(params), train_key, jnp.zeros((), bool))
 
     return init_one
 
@@ -174,9 +253,10 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
     """`step_one(state, consts, data, idx (batch,), step) -> (state, loss)`: one Adam step of one member.
 
     `step` is the index of the step in the epoch (it seeds stochastic layers).
-    A non-finite loss or update freezes the member (see the module docstring).
+    A non-finite loss or update freezes the member (see the module docstring). The optimizer's
+    hyperparameters are the member's `consts.hyper` (a sweep point), else the config's.
     """
-    tx = make_optimizer(s)
+    default_hyper = settings_hyper(s)
 
     def step_one(state: MemberState, consts: MemberConsts, data: SplitArrays, idx, step):
         clean, noisy = mix_member_noise(data, idx, consts)
@@ -189,7 +269,8 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
             return jnp.mean((out - y) ** 2), updates.get("batch_stats", state.batch_stats)
 
         (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, new_opt = tx.update(grads, state.opt_state, state.params)
+        hyper = consts.hyper if consts.hyper is not None else default_hyper
+        updates, new_opt = adam_update(grads, state.opt_state, state.params, hyper, s.uses_weight_decay)
         new_params = optax.apply_updates(state.params, updates)
         ok = jnp.isfinite(loss) & _all_finite(new_params) & _all_finite(new_stats) & ~state.diverged
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)

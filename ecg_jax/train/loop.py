@@ -47,8 +47,9 @@ from ecg_jax.models.external import SOURCE_RECORD, check_recorded_source
 from ecg_jax.process_settings import check_gpu_determinism
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.train.device_data import abstract_member_consts, split_arrays
-from ecg_jax.train.engine import MemberState, make_schedule
+from ecg_jax.data.validation import hold_out_validation
+from ecg_jax.train.device_data import abstract_member_consts, split_arrays, window_arrays
+from ecg_jax.train.engine import MemberState, learning_rate_at
 from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
 from ecg_jax.train.scoring import EvalProgram, score_chunk, write_examples
@@ -85,7 +86,7 @@ def check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> Non
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        on_epoch_end: Callable[[int, int], None] | None = None,
-                       allow_changed_model_source: bool = False) -> list[dict]:
+                       allow_changed_model_source: bool = False, set_aside_damaged: bool = False) -> list[dict]:
     """Train every member of `config` (resuming if possible), evaluate, return result rows.
 
     `on_epoch_end(chunk, epoch)` is a test hook called after each finished
@@ -93,7 +94,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     An external network (`config.model` a spec, ecg_jax/models/external.py) is
     checked against the contract and, on a resume, against the source the
     workdir recorded (`allow_changed_model_source` accepts a changed file)
-    before anything is written.
+    before anything is written. `set_aside_damaged` (train's --set_aside_damaged_checkpoints): go on when
+    several checkpoints in a row cannot be read, setting them all aside (checkpoints.restore_latest_intact).
     """
     config = resolve_config(config)
     check_trainable(config)
@@ -112,7 +114,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     with interrupts.resume_hint(f"rerun `python scripts/train.py --workdir {workdir}` to resume"), \
             claimed(workdir, checkpoint_bytes(experiment) if main else 0,
                     written_bytes=written_checkpoint_bytes(workdir) if main else 0):
-        return _train_and_evaluate(experiment, workdir, main, on_epoch_end, source)
+        return _train_and_evaluate(experiment, workdir, main, on_epoch_end, source, set_aside_damaged)
 
 
 def checkpoint_bytes(experiment: Experiment) -> int:
@@ -142,18 +144,22 @@ class _Run:
     tensorboard: TensorBoardLog | None
     progress: RunProgress | None
     on_epoch_end: Callable[[int, int], None] | None
+    validation_data: object = None       # the held-out training records' windows (data/validation.py)
+    set_aside_damaged: bool = False      # several unreadable checkpoints in a row: set aside, go on
 
 
 def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end,
                         source: dict | None = None) -> list[dict]:
     config = experiment.config
     tic = time.perf_counter()
-    prepared = prepare_data(config)
-    log(f"data: {prepared.source}, {prepared.n_train} train / {prepared.n_test} test windows "
-        f"({time.perf_counter() - tic:.1f}s)")
+    held = hold_out_validation(prepare_data(config), config)
+    prepared = held.prepared
+    log(f"data: {prepared.source}, {prepared.n_train} train / {prepared.n_test} test windows"
+        + (f" / {len(held.validation)} validation windows of {len(held.records)} held-out training records"
+           if held.validation is not None else "") + f" ({time.perf_counter() - tic:.1f}s)")
     experiment = experiment.with_train_windows(prepared.n_train)
     if main:
-        card = data_card(prepared, config)
+        card = {**data_card(prepared, config), **held.card_fields()}
         if _read_json(os.path.join(workdir, "data_card.json")) != card:   # never rewritten unchanged
             write_data_card(card, workdir)
         save_config(config, os.path.join(workdir, "config.json"))
@@ -165,6 +171,8 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
     mesh, settings = experiment.mesh, experiment.settings
     train_data = sharding.put_replicated(split_arrays(prepared, "train", experiment.segment_keys(prepared)), mesh)
     test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), mesh)
+    validation_data = None if held.validation is None else sharding.put_replicated(
+        window_arrays(held.validation, experiment.segment_keys(prepared)), mesh)
     program_for = lambda shapes: TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
     # The probe may lower several candidate chunk shapes while planning.
     chunk_size, memory = members_per_program(experiment, workdir, program_for(16), train_data)
@@ -178,19 +186,23 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
             "devices": [str(d) for d in jax.devices()], "memory": memory,
             "chunks": [[m.to_json() for m in c] for c in chunks]}, indent=1) + "\n")
     n_members = len(experiment.members)
-    log(f"{experiment.method}: {n_members} members ({config.seeds} seeds x {n_members // config.seeds} "
-        f"datasets) in {len(chunks)} program(s) of {chunk_size}, member_parallelism={settings.member_parallelism}, "
+    n_points = len({m.point for m in experiment.members})
+    log(f"{experiment.method}: {n_members} members ({config.seeds} seeds x "
+        + (f"{n_points} sweep points x " if n_points > 1 else "")
+        + f"{n_members // config.seeds // n_points} datasets) in {len(chunks)} program(s) of {chunk_size}, member_parallelism={settings.member_parallelism}, "
         f"loop={experiment.loop}, {experiment.n_devices} device(s) in {jax.process_count()} process(es) "
         f"[{jax.default_backend()}], {experiment.n_params():,} parameters each")
 
     n_shapes = len({experiment.padded(c) for c in chunks})
     run = _Run(
-        experiment, program_for(n_shapes), EvalProgram.for_experiment(experiment, max_shapes=n_shapes),
+        # test and validation windows are two data shapes of the one evaluation program
+        experiment, program_for(n_shapes),
+        EvalProgram.for_experiment(experiment, max_shapes=n_shapes * (1 if validation_data is None else 2)),
         prepared, train_data, test_data, workdir, main,
         metrics_log=MetricsLog(os.path.join(workdir, "metrics.jsonl")) if main else None,
         tensorboard=TensorBoardLog(os.path.join(workdir, "tensorboard")) if main and config.train.tensorboard else None,
         progress=RunProgress(n_members * settings.steps_per_epoch * int(config.train.epochs)) if main else None,
-        on_epoch_end=on_epoch_end)
+        on_epoch_end=on_epoch_end, validation_data=validation_data, set_aside_damaged=set_aside_damaged)
     rows, examples = [], {}
     try:
         for ci, chunk in enumerate(chunks):
@@ -223,7 +235,8 @@ def _train_chunk(run: _Run, ci: int, chunk: list) -> tuple[list[dict], dict]:
     if main:   # before any process of this chunk saves: nothing is writing there now
         checkpoints.remove_unfinished_step(directory)
     start, state = checkpoints.restore_latest_intact(directory, experiment.abstract_state(1), n, mesh,
-                                                      fingerprint, move_damaged=main, warn=log)
+                                                      fingerprint, move_damaged=main, warn=log,
+                                                      set_aside_all=run.set_aside_damaged)
     mgr = checkpoints.manager(directory, keep=config.train.keep_checkpoints)
     if state is not None:
         if start < config.train.epochs:
@@ -241,7 +254,7 @@ def _train_chunk(run: _Run, ci: int, chunk: list) -> tuple[list[dict], dict]:
 
     # The epoch the state is at: a checkpoint past train.epochs (a run resumed with fewer) is scored as it is.
     return score_chunk(experiment, run.prepared, chunk, state, consts, run.test_data, run.evaluator,
-                       {"epochs": max(int(start), int(config.train.epochs))})
+                       {"epochs": max(int(start), int(config.train.epochs))}, run.validation_data)
 
 
 def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgram,
@@ -272,7 +285,8 @@ def members_per_program(experiment: Experiment, workdir: str, probe: TrainProgra
     data = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), train_data)
 
     def measure(m: int) -> dict:
-        consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1])
+        consts = abstract_member_consts(m, train_data.noise.shape[0], train_data.clean.shape[-1],
+                                        experiment.n_decays)
         return probe.memory_analysis(experiment.abstract_state(m), consts, data)
 
     return plan_members_per_program(n, d, limit, measure)
@@ -312,7 +326,7 @@ def _run_epochs(run: _Run, ci: int, chunk: list, state: MemberState, consts, mgr
     experiment, metrics_log, progress = run.experiment, run.metrics_log, run.progress
     n = len(chunk)
     t, s = experiment.config.train, experiment.settings
-    schedule = make_schedule(s)
+    hypers = [experiment.member_hyper(m) for m in chunk]
     was_diverged = sharding.to_host(state.diverged)[:n]   # diverged before a resumed checkpoint: said then
     saved = start
     interrupts.note_progress(f"after epoch {start} of chunk {ci} (its checkpoint)" if start
@@ -330,7 +344,9 @@ def _run_epochs(run: _Run, ci: int, chunk: list, state: MemberState, consts, mgr
                 f"diverged (non-finite loss or parameters) in epoch {e + 1}; frozen at its last finite state")
         was_diverged = diverged
         epoch_loss = np.where(diverged, np.nan, losses.mean(axis=1))
-        lr = float(schedule(e * s.steps_per_epoch))   # the rate the optimizer used in this epoch
+        # The rate the optimizer used in this epoch (a list, one per member, when a sweep varies it).
+        rates = [float(learning_rate_at(h, e * s.steps_per_epoch)) for h in hypers]
+        lr = rates[0] if len(set(rates)) == 1 else rates
         if metrics_log is not None:
             row = epoch_row(ci, e + 1, [m.index for m in chunk], epoch_loss, diverged, lr, seconds)
             metrics_log.append(row)

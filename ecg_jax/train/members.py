@@ -1,9 +1,11 @@
 """Members: the independent training runs that share one compiled program.
 
 A member is one (seed, dataset) pair, where a dataset is one (noise type,
-input SNR). The original code base trains each member as its own sequential
-run; here they are a leading array axis. Members are ordered dataset-major
-(every seed of the first dataset, then every seed of the next, ...).
+input SNR), and, in a hyperparameter sweep, one point of the sweep
+(ecg_jax/sweep_points.py). The original code base trains each member as its
+own sequential run; here they are a leading array axis. Members are ordered
+dataset-major, then by sweep point (every seed of the first point of the first
+dataset, then every seed of its next point, ...).
 
 A member's PRNG key depends on its seed alone, as in the reference (which
 seeds each run with `torch.manual_seed(seed)` whatever the dataset): seed 3
@@ -19,7 +21,7 @@ from typing import Sequence
 import ml_collections
 
 from ecg_jax.config_utils import dataset_grid
-
+from ecg_jax.sweep_points import point_name, point_to_json, sweep_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +35,23 @@ class Member:
     index: int      # position in the full member list of the experiment
     seed: int
     dataset: Dataset
+    # The sweep point's train overrides as sorted (name, value) pairs; () = the config's own values.
+    point: tuple = ()
+
+    @property
+    def overrides(self) -> dict:
+        return dict(self.point)
+
+    @property
+    def point_name(self) -> str:
+        return point_name(self.overrides)
 
     def to_json(self) -> dict:
-        return {"index": self.index, "seed": self.seed,
-                "noise_type": self.dataset.noise_type, "snr_db": self.dataset.snr_db}
+        out = {"index": self.index, "seed": self.seed,
+               "noise_type": self.dataset.noise_type, "snr_db": self.dataset.snr_db}
+        if self.point:   # absent without a sweep: fingerprints of earlier workdirs stay valid
+            out["sweep"] = point_to_json(self.overrides)
+        return out
 
 
 def datasets_of(config: ml_collections.ConfigDict) -> list[Dataset]:
@@ -51,10 +66,12 @@ def datasets_of(config: ml_collections.ConfigDict) -> list[Dataset]:
 
 def members_of(config: ml_collections.ConfigDict) -> list[Member]:
     seeds = [config.seed_offset + i for i in range(config.seeds)]
+    points = [tuple(sorted(p.items())) for p in sweep_points(config)] if "train" in config else [()]
     out = []
     for d in datasets_of(config):
-        for s in seeds:
-            out.append(Member(len(out), s, d))
+        for p in points:
+            for s in seeds:
+                out.append(Member(len(out), s, d, p))
     return out
 
 

@@ -152,6 +152,11 @@ class TensorBoardLog:
         for index, loss in zip(row["members"], losses):
             if np.isfinite(loss):
                 self.writer.add_scalar(f"loss/member_{index:03d}", float(loss), epoch)
-        self.writer.add_scalar("learning_rate", row["learning_rate"], epoch)
+        rates = row["learning_rate"]
+        if isinstance(rates, list):   # a sweep's members have rates of their own
+            for index, rate in zip(row["members"], rates):
+                self.writer.add_scalar(f"learning_rate/member_{index:03d}", rate, epoch)
+        else:
+            self.writer.add_scalar("learning_rate", rates, epoch)
         self.writer.add_scalar("epoch_seconds", row["epoch_seconds"], epoch)
         self.writer.flush()

@@ -17,6 +17,7 @@ restored checkpoint gives exactly the numbers the training process reported.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, Sequence
@@ -30,6 +31,7 @@ from ecg_jax.atomic import save_npz_atomic
 from ecg_jax.metrics import METRIC_NAMES, window_metrics
 from ecg_jax.normalization import apply_in_mv
 from ecg_jax.results import make_row
+from ecg_jax.sweep_points import point_to_json
 from ecg_jax.train import sharding
 from ecg_jax.train.device_data import MemberConsts, SplitArrays, mix_member_noise
 from ecg_jax.train.engine import MemberState, over_members, variables_of
@@ -120,24 +122,47 @@ class EvalProgram:
 
 
 def score_chunk(experiment: Experiment, prepared, chunk: Sequence[Member], state, consts, test_data,
-                evaluator: EvalProgram, extra: dict | None = None):
-    """Result rows and first-window outputs for the members of one program."""
+                evaluator: EvalProgram, extra: dict | None = None, validation_data: SplitArrays | None = None):
+    """Result rows and first-window outputs for the members of one program.
+
+    With `validation_data` (the held-out training records, data/validation.py) each row also has
+    `validation_metrics`, the same means over the validation windows: what a sweep chooses its point on.
+    A sweep member's row names its point (`sweep_point`, and the overrides as `sweep`).
+    """
     n = len(chunk)
     tic = time.perf_counter()
     means, example = evaluator(state, consts, test_data)
     log(f"evaluated {n} members on {prepared.n_test} test windows ({time.perf_counter() - tic:.1f}s)")
+    validation = None
+    if validation_data is not None:
+        tic = time.perf_counter()
+        validation, _ = evaluator(state, consts, validation_data)
+        log(f"evaluated {n} members on {int(validation_data.clean.shape[0])} validation windows "
+            f"({time.perf_counter() - tic:.1f}s)")
     diverged = sharding.to_host(state.diverged)[:n]
     config = experiment.config
     rows, examples = [], {}
     for j, m in enumerate(chunk):
+        fields = dict(extra or {})
+        if validation is not None:
+            fields["validation_metrics"] = {k: float(v[j]) for k, v in validation.items()}
+        if m.point:
+            fields.update(sweep_point=m.point_name, sweep=point_to_json(m.overrides))
         rows.append(make_row(
             method=experiment.method, noise_type=m.dataset.noise_type, snr_db=m.dataset.snr_db, seed=m.seed,
             split=config.data.split, source=prepared.source, revision=config.data.get("revision", "paper"),
             metrics={k: float(v[j]) for k, v in means.items()},
             experiment=config.experiment, n_test=int(prepared.n_test), diverged=bool(diverged[j]),
-            **precision_fields(experiment.settings), **experiment.row_fields, **(extra or {})))
-        examples[f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"] = example[j]
+            **precision_fields(experiment.settings), **experiment.row_fields, **fields))
+        examples[example_key(m)] = example[j]
     return rows, examples
+
+
+def example_key(m: Member) -> str:
+    """examples.npz key of a member's output; a sweep member's names its point (the figures show the
+    members of plain runs, "denoised/...", and of a sweep's first point, also stored under that key)."""
+    key = f"denoised/{m.dataset.noise_type}/{m.dataset.snr_db:g}/{m.seed}"
+    return key if not m.point else f"sweep/{m.point_name}/{key}"
 
 
 def write_examples(workdir: str, prepared, members: Sequence[Member], examples: dict) -> None:
@@ -152,4 +177,8 @@ def write_examples(workdir: str, prepared, members: Sequence[Member], examples: 
         if key not in out:
             out[key] = first_test.noisy(m.dataset.noise_type, m.dataset.snr_db)[0]
     out.update(examples)
+    first_point = members[0].point if members else ()
+    for m in members:   # a sweep's first point stands for the sweep in the example figures
+        if m.point and m.point == first_point and example_key(m) in examples:
+            out[example_key(dataclasses.replace(m, point=()))] = examples[example_key(m)]
     save_npz_atomic(os.path.join(workdir, "examples.npz"), out)
