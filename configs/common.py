@@ -11,9 +11,6 @@ import ml_collections
 # Hyperparameters a sweep may vary: none changes a shape, so one compiled program serves every point.
 from ecg_jax.sweep_points import SWEEPABLE
 
-# Hyperparameters a sweep may vary: none changes a shape, so one compiled program serves every point.
-from ecg_jax.sweep_points import SWEEPABLE
-
 NOISE_TYPES = ("emb", "bw", "ma", "em")
 SNR_LEVELS = (-4, -2, 0, 2, 4)
 
@@ -45,10 +42,6 @@ def data_config() -> ml_collections.ConfigDict:
     # chooses its point; the test windows are never looked at for that. "auto": none without a sweep,
     # 10% of the training records (at least 1) with one. docs/sweeps.md.
     d.validation_records = "auto"
-    # Training records held out as a validation split (inter-patient: whole records), on which a sweep
-    # chooses its point; the test windows are never looked at for that. "auto": none without a sweep,
-    # 10% of the training records (at least 1) with one. docs/sweeps.md.
-    d.validation_records = "auto"
     d.windows_per_record_divisor = 10  # max(1, len // (window * 10)) windows per record
     d.cache_dir = ""         # "" -> $ECG_JAX_CACHE or ~/.cache/ecg_jax
     # Synthetic source sizes (ignored for PhysioNet data).
@@ -72,10 +65,6 @@ def base_config() -> ml_collections.ConfigDict:
     t.epochs = 100
     t.batch_size = 64
     t.learning_rate = 1e-3
-    t.weight_decay = 0.0     # PyTorch Adam's (coupled, L2): g + weight_decay x p; the reference uses none
-    t.adam_b1 = 0.9
-    t.adam_b2 = 0.999
-    t.adam_eps = 1e-8
     t.weight_decay = 0.0     # PyTorch Adam's (coupled, L2): g + weight_decay x p; the reference uses none
     t.adam_b1 = 0.9
     t.adam_b2 = 0.999
