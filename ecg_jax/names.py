@@ -9,7 +9,7 @@ labels of the reference's README instead.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 METHOD_DISPLAY_NAMES = {
     "fft": "FFT",
@@ -44,3 +44,38 @@ def display_name(method: str, rows: Iterable[dict] = ()) -> str:
         return METHOD_DISPLAY_NAMES[method]
     return next((str(r["network_label"]) for r in rows if r.get("method") == method and r.get("network_label")),
                 method)
+
+
+# Where a built-in network's layout comes from, when not from reading the reference's code: a mark put
+# beside its name in every generated table (ecg_jax/report/provenance.py), with the footnote below.
+RECONSTRUCTED_MARK = "\u2020"      # dagger
+COUNT_READING_MARK = "\u2021"      # double dagger
+PROVENANCE_MARKS = {
+    # rebuilt from the layout models.md describes in words ("DACNN (final): its layout")
+    "dacnn_final": RECONSTRUCTED_MARK,
+    # models.md, "DANCE (final)": the reference's HEAD keeps only the AREM version; these variants are
+    # the reading of its components/ablation tables that their parameter counts pin
+    "dance_final_se": COUNT_READING_MARK,
+    "dance_final_cbam": COUNT_READING_MARK,
+    "dance_final_eca": COUNT_READING_MARK,
+    "dance_final_atnc": COUNT_READING_MARK,
+    "dance_final_arem": COUNT_READING_MARK,
+}
+PROVENANCE_FOOTNOTES = {
+    RECONSTRUCTED_MARK: f"{RECONSTRUCTED_MARK} reconstructed from models.md's description; the reference file "
+                        "could not be read.",
+    COUNT_READING_MARK: f"{COUNT_READING_MARK} read from a parameter count: the reference keeps only DANCE's AREM "
+                        "version, so this variant is the layout models.md infers from the published parameter "
+                        "count, not the reference's code.",
+}
+
+
+def marked_label(method: str, label: str) -> str:
+    """`label` with the provenance mark of `method` (PROVENANCE_MARKS) after it, once; others unchanged."""
+    mark = PROVENANCE_MARKS.get(method, "")
+    return label if not mark or label.endswith(mark) else label + mark
+
+
+def marked_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """{method: marked_label(method, label)} of a table's labels."""
+    return {m: marked_label(m, label) for m, label in labels.items()}

@@ -3,6 +3,14 @@
   ECG_JAX_DATA=../shared/data python scripts/reproduce.py --config configs/paper.py --workdir R
   ECG_JAX_DATA=../shared/data python scripts/reproduce.py --config configs/paper.py:smoke --workdir /tmp/repro
   python scripts/reproduce.py --config configs/paper.py --workdir R --config.networks=unet,dancer
+  ecg-jax reproduce --config final:all --workdir R --extra_models=/abs/my_net.py:MyNet   # + your network
+
+Your own networks (ecg_jax/models/external.py) join a run as `extra_models` (specs PATH.py:Class,
+module:Class or an entry point name; `reproduce(..., extra_models=...)`, the command's --extra_models),
+or as entries of config.networks that are specs rather than experiment ids. Each is an experiment of
+its own, R/<its method id>/, trained with the run's shared fields and its constructor's defaults, its
+rows named by its class in the tables and figures. Each is checked against the network contract before
+anything is written, and on a rerun against the source its workdir recorded.
 
 Stages, each logged on stderr with its wall time:
   data        prepare (or load from the cache) the windows once; states the source
@@ -34,18 +42,21 @@ import ml_collections
 import numpy as np
 
 from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differences, config_to_json, read_json_file,
-                                  resolve_config, save_config)
+                                  resolve_config, save_config, with_defaults)
 from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
 from ecg_jax.baselines import denoise_like_row, score_baselines_on_grid
 from ecg_jax.data import data_card, prepare_data, write_data_card
 from ecg_jax.errors import CheckpointError, ConfigError
+from ecg_jax.models import check_model, create_model, is_builtin, method_id_of
+from ecg_jax.models.external import GROUP as ENTRY_POINT_GROUP
+from ecg_jax.models.external import check_recorded_source
 from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, RESULTS_FILENAME,
-                             append_rows, display_name, key_of, read_rows, run_key)
+                             display_name, key_of, read_rows, replace_rows, run_key)
 from ecg_jax.train.experiment import method_id
 from ecg_jax.train.loop import train_and_evaluate
 from ecg_jax.train.members import members_of
-from ecg_jax.workdir import pin_data_source
+from ecg_jax.workdir import WorkdirLock, pin_data_source
 
 # The built-in configs (the package ecg_jax.configs: configs/ of a clone, linked in).
 CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -81,10 +92,23 @@ def _load_config_file(spec: str) -> ml_collections.ConfigDict:
         raise ConfigError(f"{spec}: {e}") from None
 
 
+def _is_network_spec(entry: str, known: list[str]) -> bool:
+    """An entry of config.networks naming your own network rather than an experiment: PATH.py:Class,
+    module:Class, or the name of an installed `ecg_jax.models` entry point."""
+    if entry in known or is_builtin(entry):
+        return False
+    if ":" in entry:
+        return True
+    import importlib.metadata
+
+    return any(ep.name == entry for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def experiment_ids(paper: ml_collections.ConfigDict) -> list[str]:
-    """The experiments to run, validated against the paper config's `experiments` map."""
-    ids = [str(x) for x in as_list(paper.networks)]
+    """The experiments to run, validated against the paper config's `experiments` map (entries that
+    are specs of your own networks are `external_networks`')."""
     known = list(paper.experiments.keys())
+    ids = [str(x) for x in as_list(paper.networks) if not _is_network_spec(str(x), known)]
     for x in ids:
         if x not in known:
             raise ConfigError(f"unknown experiment {x!r} in config.networks; valid: {', '.join(known)}")
@@ -93,9 +117,52 @@ def experiment_ids(paper: ml_collections.ConfigDict) -> list[str]:
     for x in paper.get("experiment_noise_types", {}).keys():
         if x not in known:
             raise ConfigError(f"unknown experiment {x!r} in config.experiment_noise_types; valid: {', '.join(known)}")
-    if not ids and not paper.baselines_enabled:
+    if not ids and not paper.baselines_enabled and not external_networks(paper):
         raise ConfigError("nothing to do: config.networks is empty and baselines_enabled is False")
     return ids
+
+
+def external_networks(paper: ml_collections.ConfigDict, extra_models=()) -> dict[str, str]:
+    """{experiment id: spec} of your own networks in a run: the entries of config.networks that are specs,
+    then `extra_models`. The id is the network's method id (its class name in lower case); one that
+    another experiment of the run has already is refused, since rows are keyed by it."""
+    known = list(paper.experiments.keys())
+    specs = [str(x) for x in as_list(paper.networks) if _is_network_spec(str(x), known)]
+    specs += [str(x) for x in as_list(extra_models)]
+    taken = {x: f"experiment {x}" for x in as_list(paper.networks) if str(x) in known}
+    out: dict[str, str] = {}
+    for spec in specs:
+        if is_builtin(spec):
+            raise ConfigError(f"extra model {spec!r} is a built-in network: add its experiment to config.networks "
+                              f"instead (experiments: {', '.join(known)})")
+        experiment = method_id_of(spec)
+        if experiment in taken or experiment in known:
+            raise ConfigError(f"your network {spec!r} would be experiment {experiment!r}, which "
+                              f"{taken.get(experiment, 'an experiment of the config')} already is; rename its class")
+        taken[experiment] = f"network {spec!r}"
+        out[experiment] = spec
+    return out
+
+
+def external_experiment_config(paper: ml_collections.ConfigDict, experiment: str, spec: str
+                               ) -> ml_collections.ConfigDict:
+    """The config of your own network's experiment: the run's shared fields, the network's default options."""
+    from ecg_jax.configs import common
+
+    config = common.network_config(spec, None)
+    for name in paper.keys():
+        if name not in PAPER_ONLY_FIELDS:
+            value = paper[name]
+            config[name] = ml_collections.ConfigDict(value.to_dict()) \
+                if isinstance(value, ml_collections.ConfigDict) else value
+    config.experiment = experiment
+    return resolve_config(config)
+
+
+def check_external_networks(paper: ml_collections.ConfigDict, networks: dict[str, str]) -> None:
+    """Every network of your own against the contract, before the run writes anything (one line each)."""
+    for spec in networks.values():
+        check_model(spec, create_model(spec), int(paper.data.window))
 
 
 def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_collections.ConfigDict:
@@ -122,7 +189,7 @@ def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_c
 def _same_config(config: ml_collections.ConfigDict, path: str) -> bool:
     if not os.path.isfile(path):
         return False
-    saved = read_json_file(path)
+    saved = with_defaults(read_json_file(path))   # a workdir from before a field existed
     if config.data.source == "auto" and saved.get("data", {}).get("source") != "auto":
         # A training workdir saves data.source "auto" as the source it used
         # (workdir.pin_data_source): compare like with like.
@@ -165,7 +232,17 @@ def _finished_rows(workdir: str, expected: set[tuple], epochs: int | None = None
 # ------------------------------------------------------------------ stages
 
 def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: str) -> list[dict]:
-    """FFT and DWT rows of every dataset, computed unless workdir already holds them for this config."""
+    """FFT and DWT rows of every dataset, computed unless workdir already holds them for this config.
+
+    Holds the workdir's lock, as training holds each network's: two `reproduce` on one --workdir once
+    both wrote the baseline rows (16 where 8 belong); the second now stops with one line naming the
+    first. The rows are written with `replace_rows`, so a row of the same key is never there twice."""
+    os.makedirs(workdir, exist_ok=True)
+    with WorkdirLock(workdir):
+        return _run_baselines_stage(paper, workdir, source)
+
+
+def _run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: str) -> list[dict]:
     expected = expected_baseline_keys(paper, source)
     config = baseline_config(paper)
     config_path = os.path.join(workdir, "config.json")
@@ -182,16 +259,23 @@ def run_baselines_stage(paper: ml_collections.ConfigDict, workdir: str, source: 
     os.makedirs(workdir, exist_ok=True)
     write_data_card(data_card(prepared, config), workdir)
     rows = score_baselines_on_grid(config, prepared, baseline_methods(paper))
-    append_rows(results_path, rows)
+    replace_rows(results_path, rows)
     save_config(config, config_path)
     log(f"baselines: {len(rows)} rows -> {results_path}")
     return rows
 
 
 def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, workdir: str,
-                         source: str) -> list[dict]:
-    """Train and evaluate one network experiment unless its workdir already holds every result."""
-    config = experiment_config(paper, experiment)
+                         source: str, spec: str | None = None, allow_changed_model_source: bool = False
+                         ) -> list[dict]:
+    """Train and evaluate one network experiment unless its workdir already holds every result.
+    `spec`: your own network's (external_networks); its workdir's recorded source is checked first,
+    so finished rows of a file that has changed since are not taken as its results."""
+    if spec is None:
+        config = experiment_config(paper, experiment)
+    else:
+        config = external_experiment_config(paper, experiment, spec)
+        check_recorded_source(spec, workdir, allow_changed_model_source)
     expected = expected_network_keys(config, source)
     done = (_finished_rows(workdir, expected, epochs=int(config.train.epochs))
             if _same_config(config, os.path.join(workdir, "config.json")) else {})
@@ -202,7 +286,7 @@ def run_experiment_stage(paper: ml_collections.ConfigDict, experiment: str, work
     log(f"{experiment}: {state} {len(expected)} members ({config.model}, "
         f"{json.dumps(config.model_kwargs.to_dict())}) -> {workdir}")
     try:
-        rows = train_and_evaluate(config, workdir)
+        rows = train_and_evaluate(config, workdir, allow_changed_model_source=allow_changed_model_source)
     except CheckpointError as e:
         raise CheckpointError(f"experiment {experiment}: {e} (reproduce.py: delete {workdir} to retrain "
                               f"this experiment with the current config, or use a fresh --workdir)") from None
@@ -255,7 +339,9 @@ def network_output(workdir: str, clean: np.ndarray, noise_type: str, snr_db: flo
 
 
 def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, experiments: list[str],
-                  rows: list[dict]) -> dict[str, str]:
+                  rows: list[dict], own: list[str] = ()) -> dict[str, str]:
+    """The SNR curves and the example figures; `own`: experiments of your own networks (external_networks),
+    shown in the main example figure under their names."""
     # lazy: ecg_jax.report pulls in matplotlib, needed only for the last stage (and only on process 0)
     from ecg_jax.report import figures
 
@@ -264,7 +350,7 @@ def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, exp
     noise_type, snr = _example_dataset(paper)
     clean, noisy, fs, stats = example_window(paper, noise_type, snr)
     outputs = baseline_outputs(noisy, [r for r in rows if r["seed"] is None], noise_type, snr, stats)
-    for experiment in experiments:
+    for experiment in list(experiments) + [x for x in own if x not in experiments]:
         out = network_output(os.path.join(root, experiment), clean, noise_type, snr)
         if out is not None:
             outputs[experiment] = out
@@ -274,6 +360,7 @@ def write_figures(paper: ml_collections.ConfigDict, root: str, out_dir: str, exp
     # Two figures: eleven lines on one window would be unreadable. The main
     # figure holds the main-table methods, the ablation figure CIADNet's variants.
     main = {display_name(m): outputs[m] for m in MAIN_TABLE_METHODS if m in outputs}
+    main.update({display_name(m, rows): outputs[m] for m in own if m in outputs})
     if main:
         png, svg = figures.plot_denoising_example(clean, noisy, main, fs, what + "; networks: seed 0",
                                                   os.path.join(out_dir, stem))
@@ -298,11 +385,13 @@ def _describe_source(paper: ml_collections.ConfigDict) -> tuple[str, str]:
                          f"({len(prepared.record_names)} records), {sizes}")
 
 
-def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -> dict[str, str]:
+def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None, extra_models=(),
+              allow_changed_model_source: bool = False) -> dict[str, str]:
     """Run the whole grid of a paper config (configs/paper.py) in `workdir`; return the output paths.
 
     `published` (report.load_published): the tables show the published rows and
-    our differences under ours.
+    our differences under ours. `extra_models`: specs of your own networks to add (module docstring);
+    `allow_changed_model_source`: go on with one whose file changed since its workdir was trained.
 
     Keys: "html", "markdown", "csv" (tables), "snr_curves" (+ "_svg"),
     "example" (+ "_svg"), "example_ablation" (+ "_svg") when ablation variants
@@ -311,14 +400,17 @@ def reproduce(config: ml_collections.ConfigDict, workdir: str, published=None) -
     """
     with interrupts.resume_hint(f"rerun the same `scripts/reproduce.py ... --workdir {workdir}` command to resume "
                                 "(finished stages are skipped)"):
-        return _reproduce(config, workdir, published)
+        return _reproduce(config, workdir, published, extra_models, allow_changed_model_source)
 
 
-def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> dict[str, str]:
+def _reproduce(config: ml_collections.ConfigDict, workdir: str, published, extra_models=(),
+               allow_changed_model_source: bool = False) -> dict[str, str]:
     from ecg_jax import report  # lazy: matplotlib, for the tables stage on process 0 only
 
     paper = resolve_config(config)
     experiments = experiment_ids(paper)
+    own = external_networks(paper, extra_models)
+    check_external_networks(paper, own)   # a broken network of yours: one line before anything is written
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
 
@@ -342,6 +434,9 @@ def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> di
     for experiment in experiments:
         rows += stage(experiment, run_experiment_stage, paper, experiment, os.path.join(workdir, experiment),
                       source)
+    for experiment, spec in own.items():
+        rows += stage(experiment, run_experiment_stage, paper, experiment, os.path.join(workdir, experiment),
+                      source, spec, allow_changed_model_source)
     if not main:
         return {}
 
@@ -349,7 +444,7 @@ def _reproduce(config: ml_collections.ConfigDict, workdir: str, published) -> di
     os.makedirs(out_dir, exist_ok=True)
     paths = dict(stage("tables", report.write_tables, rows, out_dir, None, published))
     with interrupts.disk_full_as_one_line(out_dir, "the figures"):
-        paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows))
+        paths.update(stage("figures", write_figures, paper, workdir, out_dir, experiments, rows, list(own)))
     timings["total"] = time.perf_counter() - t_all
 
     paths["timings"] = os.path.join(out_dir, "timings.json")

@@ -4,6 +4,10 @@
     ecg-jax train --config final:smoke --config.model=examples/my_net.py:MyNet --workdir runs/my_net_final
     ecg-jax evaluate --workdir runs/my_net
     ecg-jax summary --models=examples/my_net.py:MyNet
+    ecg-jax train --config unet:smoke --config.model=examples/my_net.py:MyNet --config.model_kwargs.features=32 ...
+    ecg-jax export --workdir runs/my_net --output my_net.npz     # the weights record this file and its sha256
+    ecg-jax denoise rec.npy --fs 360 --weights my_net.npz --output clean.npy
+    ecg-jax reproduce --config final:all --workdir R --extra_models=$PWD/examples/my_net.py:MyNet
 
 The contract every network meets (checked before training writes anything;
 ecg_jax/models/external.py):

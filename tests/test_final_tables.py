@@ -54,14 +54,14 @@ def test_four_tables_in_the_readme_layout():
     assert [r.label for r in emb.rows] == ["DWT", "U-Net", "DANCE"]
     assert emb.rows[1].cells["snr_db"][0].text() == "8.0000 (n=1)" and emb.rows[1].cells["snr_db"][4].text() \
         == "10.0000 (n=1)"
-    assert "Rows without results: EMD, DRSN, DACNN, ACDAE, RALENet" in emb.note
+    assert "Rows without results: EMD, DRSN, DACNN\u2020, ACDAE, RALENet" in emb.note   # \u2020: provenance mark
     comp = ts["final_components"]
-    assert [r.label for r in comp.rows] == ["U-Net", "+ ATNC & SE", "+ ATNC & AREM (DANCE)"]
+    assert [r.label for r in comp.rows] == ["U-Net", "+ ATNC & SE\u2021", "+ ATNC & AREM (DANCE)"]
     abl = ts["final_ablation"]
-    assert [r.label for r in abl.rows] == ["Baseline (U-Net)", "+ AREM", "+ ATNC & AREM"]
+    assert [r.label for r in abl.rows] == ["Baseline (U-Net)", "+ AREM\u2021", "+ ATNC & AREM"]
     arem = abl.rows[1].cells["snr_db"][0]
     assert arem.text() == "5.6000 ± 0.1414"  # two seeds: mean 5.6, sample std 0.1/sqrt(0.5)
-    assert "+ ATNC" in abl.note and "+ AREM at -2, 0, 2, 4 dB" in abl.note
+    assert "+ ATNC" in abl.note and "+ AREM\u2021 at -2, 0, 2, 4 dB" in abl.note
 
 
 def test_published_final_cells_and_differences(published_json):

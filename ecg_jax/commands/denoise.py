@@ -32,6 +32,9 @@ _DATASET = flags.DEFINE_string("dataset", None, "NOISE@SNR (e.g. emb@0): only th
                                "needed with --member all when the run's members span several datasets.")
 _PLOT = flags.DEFINE_string("plot", None, "PNG of the first 10 s: input vs denoised, per lead.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output file (never the input).")
+_ALLOW_CHANGED = flags.DEFINE_bool(
+    "allow_changed_model_source", False, "Denoise with your own network (PATH.py:Class) although its file "
+    "changed since the weights were exported (or the workdir trained).")
 _UNITS = flags.DEFINE_string("units", None, "Units of a .csv/.npy input's values: uV, mV (the default) or V; the "
                              "output is written in the same units. .hea and .edf files state their own.")
 
@@ -60,6 +63,7 @@ def main(argv):
 
     summary = denoise_file(argv[1], _OUTPUT.value, fs=fs, weights=_WEIGHTS.value, workdir=_WORKDIR.value,
                            member=_MEMBER.value, plot=_PLOT.value, overwrite=_OVERWRITE.value,
-                           progress=sys.stderr.isatty(), dataset=_DATASET.value, units=_UNITS.value)
+                           progress=sys.stderr.isatty(), dataset=_DATASET.value, units=_UNITS.value,
+                           allow_changed_model_source=_ALLOW_CHANGED.value)
     print(f"denoised {summary['seconds']:.1f} s x {summary['leads']} lead(s) at {summary['fs']:g} Hz "
           f"-> {summary['output']} ({summary['wall_s']:.1f} s)")

@@ -26,6 +26,9 @@ _EPOCH = flags.DEFINE_integer("epoch", None, "Checkpoint after this epoch; defau
 _SCORE = flags.DEFINE_bool("score", True, "Score the exported denoiser on the run's test windows.")
 _SCORE_MEMBERS = flags.DEFINE_bool("score_members", False, "Also score each member on its own.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+_ALLOW_CHANGED = flags.DEFINE_bool(
+    "allow_changed_model_source", False,
+    "Export your own network (PATH.py:Class) although its file changed since the workdir was trained.")
 _NOTE = flags.DEFINE_string("note", "", "A free-text note for the model card (e.g. why this many epochs).")
 
 
@@ -38,7 +41,8 @@ def main(argv):
 
     card = export_workdir(_WORKDIR.value, _OUTPUT.value, member=_MEMBER.value, epoch=_EPOCH.value,
                           score=_SCORE.value, score_members=_SCORE_MEMBERS.value, overwrite=_OVERWRITE.value,
-                          note=_NOTE.value, dataset=_DATASET.value)
+                          note=_NOTE.value, dataset=_DATASET.value,
+                          allow_changed_model_source=_ALLOW_CHANGED.value)
     print(f"wrote {_OUTPUT.value} ({card['members_count']} member(s), {card['parameter_count']:,} parameters each)")
     for row in card.get("scores", {}).get("rows", []):
         print(json.dumps(row))

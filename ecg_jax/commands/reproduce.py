@@ -3,6 +3,7 @@
   ECG_JAX_DATA=../shared/data ecg-jax reproduce --config paper --workdir R
   ECG_JAX_DATA=../shared/data ecg-jax reproduce --config paper:smoke --workdir /tmp/repro
   ecg-jax reproduce --config paper --workdir R --config.networks=unet,dancer
+  ecg-jax reproduce --config final:all --workdir R --extra_models=/abs/my_net.py:MyNet   # + your own network
   # several processes (each with its own devices), e.g. two on one machine:
   ecg-jax reproduce ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=0 &
   ecg-jax reproduce ... --coordinator_address=127.0.0.1:9876 --num_processes=2 --process_id=1
@@ -26,6 +27,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output root: baselines/, one fo
                                required=True)
 _COMPARE = flags.DEFINE_enum("compare", None, ["published"],
                              "put the published numbers and our differences under our rows in the tables")
+_EXTRA_MODELS = flags.DEFINE_string(
+    "extra_models", "", "Your own networks to add to the run, comma-separated: PATH.py:Class, module.path:Class "
+    "or an ecg_jax.models entry point name; each trains as experiment <its class name in lower case>.")
+_ALLOW_CHANGED = flags.DEFINE_boolean(
+    "allow_changed_model_source", False,
+    "Go on although the file of an --extra_models network changed since its workdir was trained.")
 _PUBLISHED = flags.DEFINE_string("published", None, "published.json for --compare published "
                                  "(default: ../shared/spec/published.json beside a clone)")
 define_distributed_flags()
@@ -42,7 +49,9 @@ def main(argv: list[str]) -> None:
     published = None
     if _COMPARE.value:  # read before any training, so a bad path fails at once
         published = report.load_published(os.path.normpath(_PUBLISHED.value or report.DEFAULT_PUBLISHED))
-    paths = reproduce(_CONFIG.value, _WORKDIR.value, published=published)
+    paths = reproduce(_CONFIG.value, _WORKDIR.value, published=published,
+                      extra_models=[m.strip() for m in _EXTRA_MODELS.value.split(",") if m.strip()],
+                      allow_changed_model_source=_ALLOW_CHANGED.value)
     if not paths:  # not process 0 of a multi-process run
         return
     with open(paths["markdown"]) as f:

@@ -7,6 +7,7 @@
   ecg-jax train --workdir runs/unet      # resume an interrupted run
   ecg-jax train --config denoiser:fresh --workdir runs/fresh   # the shipped denoiser's recipe (fresh noise)
   ecg-jax train --config unet:smoke --config.model=my_net.py:MyNet --workdir runs/mine   # your own network
+  ecg-jax train --config final --config.model=/abs/my_net.py:MyNet --config.model_kwargs.features=32 --workdir W
   # two processes (e.g. two hosts, or two on one machine), same command, same workdir:
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
   ecg-jax train --config ... --workdir W --coordinator_address=HOST:PORT --num_processes=2 --process_id=1
@@ -18,6 +19,7 @@ $ECG_JAX_DATA; without one the built-in synthetic source is used (and said so).
 
 import json
 import os
+import sys
 
 import jax
 from absl import flags
@@ -25,15 +27,22 @@ from absl import flags
 from ecg_jax.cli import define_config_file, define_distributed_flags
 from ecg_jax.config_utils import check_trainable, load_config_json, resolve_config
 from ecg_jax.errors import ConfigError
+from ecg_jax.network_flags import accept_model_options, adopt_model_options
 
 DISTRIBUTED = True
 
 _CONFIG = define_config_file(None, "Experiment config: a built-in name[:arg] (dancer:smoke) or a file "
                              "(configs/<network>.py[:smoke]).", lock_config=True)
+accept_model_options(_CONFIG)   # --config.model_kwargs.X=V for any option X of the network
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder: checkpoints, logs, results.", required=True)
 _ALLOW_CHANGED = flags.DEFINE_boolean(
     "allow_changed_model_source", False,
     "Resume although the file of an external --config.model (PATH.py:Class) changed since the workdir was made.")
+
+_SET_ASIDE = flags.DEFINE_boolean(
+    "set_aside_damaged_checkpoints", False,
+    "Go on when two or more checkpoints in a row cannot be read: move them all to checkpoints/damaged/ and "
+    "train again from the newest intact one (or from the start). Without it such a run stops, every time.")
 
 define_distributed_flags()
 
@@ -61,12 +70,17 @@ def main(argv):
         print(json.dumps({k: v for k, v in result.items() if k != "history"}))
         return
     else:
+        # --config.model=OTHER: the file's options that OTHER has no field for are left out, said on stderr
+        config, note = adopt_model_options(config, flags.FLAGS[_CONFIG.name].override_values)
+        if note and jax.process_index() == 0:
+            print(note, file=sys.stderr, flush=True)
         check_trainable(resolve_config(config))  # every field, before the training code loads or anything is written
 
     # lazy: the training code loads only after the config is checked, so --help and config errors are fast
     from ecg_jax.results import print_rows
     from ecg_jax.train.loop import train_and_evaluate
 
-    rows = train_and_evaluate(config, _WORKDIR.value, allow_changed_model_source=_ALLOW_CHANGED.value)
+    rows = train_and_evaluate(config, _WORKDIR.value, allow_changed_model_source=_ALLOW_CHANGED.value,
+                              set_aside_damaged=_SET_ASIDE.value)
     if jax.process_index() == 0:  # every process has the rows; one prints them
         print_rows(rows)

@@ -349,7 +349,8 @@ class MissingWeightsError(EcgJaxError):
 
 
 def load_denoiser(path: str | None = None, workdir: str | None = None, member: str | int = "all",
-                  epoch: int | None = None, dataset: str | None = None, **kwargs) -> Denoiser:
+                  epoch: int | None = None, dataset: str | None = None, allow_changed_model_source: bool = False,
+                  **kwargs) -> Denoiser:
     """A Denoiser from a weights file (default `weights/dancer.npz`) or a training workdir.
 
     `member`: "all" (the seed ensemble: members' outputs averaged) or one member index.
@@ -357,12 +358,15 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
     "all" over members of several datasets (a run over a noise type x SNR grid) is
     refused: they are different models with different normalisations, not a seed
     ensemble; pick a dataset or a member. With one dataset nothing needs choosing.
-    Extra keyword arguments (hop, batch, block_seconds) go to `Denoiser`.
+    `allow_changed_model_source`: use your own network although its file changed since it was
+    trained (a workdir) or exported (a weights file). Extra keyword arguments (hop, batch,
+    block_seconds) go to `Denoiser`.
     """
     if path and workdir:
         raise EcgJaxError("give either a weights file or a workdir, not both")
     if workdir:
-        r = restore_members(workdir, member, epoch, dataset=dataset)
+        r = restore_members(workdir, member, epoch, dataset=dataset,
+                            allow_changed_model_source=allow_changed_model_source)
         meta = {"network": r.config.model, "workdir": workdir, "members": r.members}
         return Denoiser.from_variables(r.model, r.variables, r.mean, r.std, meta=meta, **kwargs)
     path = path or DEFAULT_WEIGHTS
@@ -370,7 +374,7 @@ def load_denoiser(path: str | None = None, workdir: str | None = None, member: s
         hint = ("export one from a training run with: ecg-jax export --workdir RUN --output FILE.npz, "
                 "or pass --weights FILE or --workdir RUN")
         raise MissingWeightsError(f"no weights file at {path}; {hint}")
-    model, variables, mean, std, meta = load_weights(path)
+    model, variables, mean, std, meta = load_weights(path, allow_changed_model_source)
     k = len(mean)
     members = meta.get("members")
     datasets = None

@@ -26,7 +26,7 @@ from ecg_jax.denoise.runs import read_data_card, restore_members
 from ecg_jax.denoise.weights import NORMALIZATION_RULE, WeightsError, member_variables, save_weights, \
     stack_variables
 from ecg_jax.metrics import window_metrics
-from ecg_jax.models import count_params
+from ecg_jax.models import count_params, display_name_of, model_source
 
 # data_card.json fields copied into the weights' meta and the card.
 _DATA_CARD_FIELDS = ("source", "source_note", "split", "records", "train_records", "test_records", "data_seed",
@@ -64,9 +64,16 @@ def build_meta(config, data_card: dict, members: list[dict]) -> dict:
               "lr_decay_epoch": _plain(t.lr_decay_epoch), "lr_decay_factor": _plain(t.lr_decay_factor),
               "seeds": int(config.seeds), "seed_offset": int(config.seed_offset),
               "epochs_of_exported_checkpoints": sorted({m["epoch"] for m in members})}
-    return {"network": config.model, "options": _plain(config.model_kwargs), "fs": MODEL_FS, "window": WINDOW,
+    meta = {"network": config.model, "options": _plain(config.model_kwargs), "fs": MODEL_FS, "window": WINDOW,
             "channels": CHANNELS, "experiment": config.experiment, "training_data": training_data,
             "recipe": recipe, "members": members}
+    source = model_source(config.model)
+    if source is not None:
+        # your own network: how to rebuild it (spec, file or module, class, sha256 of the source), so that
+        # loading the weights finds the file and says when it changed since (denoise.weights.load_weights)
+        meta["model_source"] = source
+        meta["network_label"] = display_name_of(config.model)
+    return meta
 
 
 def scored_noise_types(config) -> tuple[str, ...]:
@@ -91,12 +98,13 @@ def score_denoiser(denoiser: Denoiser, prepared, noise_types, snr_levels) -> lis
 
 def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: int | None = None,
                    score: bool = True, score_members: bool = False, overwrite: bool = False,
-                   note: str = "", dataset: str | None = None) -> dict:
+                   note: str = "", dataset: str | None = None, allow_changed_model_source: bool = False) -> dict:
     """Write `output` (.npz weights) and its model card (same stem, .json); returns the card.
 
     `member`: "all" (every member: a seed ensemble) or one index. `dataset`: "NOISE@SNR"
     (e.g. "emb@0"), only that dataset's members; "all" over a run whose members span
-    several datasets is refused (they are not a seed ensemble). `score`: add the
+    several datasets is refused (they are not a seed ensemble). `allow_changed_model_source`: export
+    your own network although its file changed since training. `score`: add the
     test-window scores of the exported denoiser; `score_members`: also each member's own.
     """
     if not output.endswith(".npz"):
@@ -105,13 +113,15 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
     for path in (output, card_file):
         if os.path.exists(path) and not overwrite:
             raise WeightsError(f"{path} exists; refusing to overwrite it (pass overwrite=True or choose another name)")
-    restored = restore_members(workdir, member, epoch, dataset=dataset)
+    restored = restore_members(workdir, member, epoch, dataset=dataset,
+                               allow_changed_model_source=allow_changed_model_source)
     config = restored.config
     meta = build_meta(config, read_data_card(workdir), restored.members)
     meta["exported_from"] = {"workdir": os.path.abspath(workdir), "member": str(member), "epoch": epoch,
                            **({"dataset": str(dataset)} if dataset else {})}
     card = {
         "network": meta["network"], "options": meta["options"],
+        **{k: meta[k] for k in ("network_label", "model_source") if k in meta},
         "parameter_count": count_params(member_variables(restored.variables, 0)["params"]),
         "members_count": len(restored.members),
         "ensemble": "the members' outputs are averaged" if len(restored.members) > 1 else "single member",

@@ -21,7 +21,7 @@ PLOT_SECONDS = 10.0
 def denoise_file(input_path: str, output_path: str, fs: float | None = None, weights: str | None = None,
                  workdir: str | None = None, member: str | int = "all", plot: str | None = None,
                  overwrite: bool = False, progress: bool = True, dataset: str | None = None,
-                 units: str | None = None) -> dict:
+                 units: str | None = None, allow_changed_model_source: bool = False) -> dict:
     """Denoise `input_path` into `output_path` (formats by extension; see `signals.py`).
 
     Returns a summary: samples, leads, fs, seconds of signal, wall time.
@@ -42,7 +42,8 @@ def denoise_file(input_path: str, output_path: str, fs: float | None = None, wei
     recording = open_recording(input_path, fs, units)
     check_space(output_path, recording.n_samples, recording.n_leads)   # a .npy/.hea's size is known
     check_amplitude(recording)
-    denoiser = load_denoiser(weights, workdir=workdir, member=member, dataset=dataset)
+    denoiser = load_denoiser(weights, workdir=workdir, member=member, dataset=dataset,
+                             allow_changed_model_source=allow_changed_model_source)
     tic = time.perf_counter()
     shown = max(1, min(recording.n_samples, int(PLOT_SECONDS * recording.fs)))
     first: list[np.ndarray] = []

@@ -90,11 +90,11 @@ def member_indices(config, member: str | int, dataset: str | None = None, where:
 
 
 def restore_members(workdir: str, member: str | int = "all", epoch: int | None = None,
-                    dataset: str | None = None) -> RestoredMembers:
+                    dataset: str | None = None, allow_changed_model_source: bool = False) -> RestoredMembers:
     # lazy: the training code (orbax, optax, the data pipeline) is imported only to restore a workdir
     from ecg_jax.evaluation import load_workdir_config, restore_member
 
-    config = load_workdir_config(workdir)
+    config = load_workdir_config(workdir, allow_changed_model_source=allow_changed_model_source)
     indices = member_indices(config, member, dataset, where=workdir)
     restored = [restore_member(workdir, i, epoch) for i in indices]
     return RestoredMembers(

@@ -90,8 +90,12 @@ def read_meta(path: str) -> dict:
         return _meta(data, path)
 
 
-def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, dict]:
-    """(model, variables_stacked, norm_mean (K, 2), norm_std (K, 2), meta) from a weights file."""
+def load_weights(path: str, allow_changed_model_source: bool = False
+                 ) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, dict]:
+    """(model, variables_stacked, norm_mean (K, 2), norm_std (K, 2), meta) from a weights file.
+
+    Your own network (meta "model_source", written by export) is rebuilt from the file it records; a
+    source changed since the export is refused in one line unless `allow_changed_model_source`."""
     with _open(path) as data:
         meta = _meta(data, path)
         variables: dict[str, Any] = {}
@@ -110,6 +114,11 @@ def load_weights(path: str) -> tuple[nn.Module, dict, np.ndarray, np.ndarray, di
     if mean.ndim != 2 or mean.shape[1:] != (2,) or std.shape != mean.shape or sizes != {mean.shape[0]}:
         raise WeightsError(f"{path} is inconsistent: norm_mean {mean.shape}, norm_std {std.shape}, "
                            f"member axes of the variables {sorted(map(str, sizes))}")
+    if isinstance(meta.get("model_source"), dict):
+        from ecg_jax.models.external import check_source
+
+        check_source(meta["network"], meta["model_source"], f"{path} was exported", allow_changed_model_source,
+                     f"recorded in {path}")
     # Looked up on the module at call time, so a network patched into it (the tests' "scale") is found.
     model = models.create_model(meta["network"], **meta.get("options", {}))
     check_fits(model, variables, path, meta["network"])

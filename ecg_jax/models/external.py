@@ -301,16 +301,25 @@ def check_recorded_source(spec: str, workdir: str, allow_changed: bool = False) 
     recorded = read_record(workdir)
     if recorded is None or recorded.get("model") != spec:
         return None
+    return check_source(spec, recorded, f"{workdir} was trained", allow_changed,
+                        f"recorded in {os.path.join(workdir, SOURCE_RECORD)}")
+
+
+def check_source(spec: str, recorded: dict[str, Any], since: str, allow_changed: bool = False,
+                 where_recorded: str = "recorded") -> dict[str, Any]:
+    """The source record of `spec` as it is now, against `recorded` (a source_record kept in a workdir or
+    a weights file): a recorded file is loaded from its recorded absolute path; a sha256 that differs is a
+    ConfigError (one line: `since` says since when) unless `allow_changed`."""
     path = recorded.get("path")
     if recorded.get("kind") == "file" and path and os.path.isfile(path):
         pin(spec, path)
     elif recorded.get("kind") == "file" and path and not os.path.isfile(spec.rpartition(":")[0]):
-        raise ConfigError(f"model file {path} (recorded in {os.path.join(workdir, SOURCE_RECORD)}) is gone; "
-                          f"restore it there to rebuild the network {spec!r}")
+        raise ConfigError(f"model file {path} ({where_recorded}) is gone; restore it there to rebuild the "
+                          f"network {spec!r}")
     current = source_record(spec)
     old, new = recorded.get("sha256"), current.get("sha256")
     if old and old != new and not allow_changed:
-        raise ConfigError(f"the source of model {spec!r} ({current.get('path') or path}) changed since {workdir} "
-                          f"was trained (sha256 {old[:12]}... then, {(new or 'none')[:12]}... now): restore the "
+        raise ConfigError(f"the source of model {spec!r} ({current.get('path') or path}) changed since {since} "
+                          f"(sha256 {old[:12]}... then, {(new or 'none')[:12]}... now): restore the "
                           f"file, or pass {ALLOW_CHANGED_FLAG} to use it as it is now")
     return current

@@ -14,6 +14,7 @@ revision "final" get the four tables of that revision's README (final.py).
 from __future__ import annotations
 
 from ecg_jax.config_utils import NOISE_TYPES, SNR_LEVELS
+from ecg_jax.names import PROVENANCE_FOOTNOTES, marked_labels
 from ecg_jax.report import captions, final
 from ecg_jax.report.published import PublishedRow, add_comparisons, add_final_comparisons
 from ecg_jax.report.select import build_table, group_by_protocol, runs_not_at_epoch, select_rows
@@ -41,6 +42,8 @@ def build_tables(rows: list[dict], epoch: int | None = None,
             tables += final.build_final_tables(chosen, split, source, epoch, missing)
         if group:
             tables += _protocol_tables(group, split, source, epoch)
+    for table in tables:
+        add_provenance_footnotes(table)
     if published is not None:
         for table in tables:
             if table.kind.startswith("final"):
@@ -60,7 +63,7 @@ def _protocol_tables(group: list[dict], split: str, source: str, epoch: int | No
     known = set(MAIN_TABLE_METHODS) | set(ABLATION_METHODS)
     others = sorted({r["method"] for r in group} - known)
     main_methods = list(MAIN_TABLE_METHODS) + others
-    main_labels = {m: display_name(m, group) for m in main_methods}
+    main_labels = marked_labels({m: display_name(m, group) for m in main_methods})
     present_types = {r["noise_type"] for r in chosen}
     noise_types = [t for t in NOISE_TYPES if t in present_types]
     first_main = True
@@ -76,5 +79,12 @@ def _protocol_tables(group: list[dict], split: str, source: str, epoch: int | No
     ablation_only = set(ABLATION_METHODS) - set(MAIN_TABLE_METHODS)
     if any(r["method"] in ablation_only and r["noise_type"] == "emb" for r in chosen):
         tables.append(build_table("ablation", "emb", split, source, levels, list(ABLATION_METHODS),
-                                  ABLATION_DISPLAY_NAMES, chosen, epoch, not_at_epoch))
+                                  marked_labels(ABLATION_DISPLAY_NAMES), chosen, epoch, not_at_epoch))
     return tables
+
+
+def add_provenance_footnotes(table: Table) -> None:
+    """The footnote of each provenance mark (names.PROVENANCE_MARKS) that the table's rows, caption or
+    notes carry, so a marked name is never without its explanation."""
+    text = " ".join([table.caption, table.note] + [r.label for r in table.rows])
+    table.footnotes = [note for mark, note in PROVENANCE_FOOTNOTES.items() if mark in text]

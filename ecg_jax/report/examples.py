@@ -31,20 +31,21 @@ class Example:
 
 
 def load_examples(path: str, method: str | None = None, prefer: tuple[str, float] = ("emb", 0.0),
-                  warn=lambda msg: None) -> list[Example]:
+                  warn=lambda msg: None, label: str | None = None) -> list[Example]:
     """The example window of an examples.npz; never raises for a bad file (returns [] and warns).
 
     The file's arrays are all of one method, which examples.npz does not name:
     it must be given as `method` (an id). Only one dataset is taken: `prefer`
     if present, else the first in protocol order, with the lowest seed's
-    output. Arrays whose shape differs from "clean" are skipped with a warning.
+    output. Arrays whose shape differs from "clean" are skipped with a warning. `label`: the method's
+    name in the figure (default display_name(method); your own network's comes from its rows).
     """
     try:
         with np.load(path, allow_pickle=False) as z:
             if "clean" not in z.files:
                 warn(f"{path}: no 'clean' array; skipped")
                 return []
-            ex = _read_workdir_examples(z, path, method, prefer, warn)
+            ex = _read_workdir_examples(z, path, method, prefer, warn, label)
     except (OSError, ValueError, KeyError) as e:
         warn(f"{path}: unreadable examples file ({e}); skipped")
         return []
@@ -58,7 +59,8 @@ def _check_shape(name: str, arr: np.ndarray, shape: tuple, path: str, warn) -> b
     return True
 
 
-def _read_workdir_examples(z, path: str, method: str | None, prefer, warn) -> Example | None:
+def _read_workdir_examples(z, path: str, method: str | None, prefer, warn,
+                           label: str | None = None) -> Example | None:
     clean = np.asarray(z["clean"], float)
     datasets = []
     for k in z.files:
@@ -84,7 +86,7 @@ def _read_workdir_examples(z, path: str, method: str | None, prefer, warn) -> Ex
         return None
     outputs = {}
     if seeds and _check_shape(seeds[0], z[seeds[0]], clean.shape, path, warn):
-        outputs[display_name(method)] = np.asarray(z[seeds[0]], float)
+        outputs[label or display_name(method)] = np.asarray(z[seeds[0]], float)
     return Example(clean, np.asarray(z[noisy_key], float), outputs, nt, snr)
 
 

@@ -235,8 +235,8 @@ def _method_order(methods: set[str]) -> list[str]:
     return [m for m in known if m in methods] + sorted(methods - set(known))
 
 
-def _label(method: str) -> str:
-    name = display_name(method)
+def _label(method: str, rows: list[dict] = ()) -> str:
+    name = display_name(method, rows)   # rows: your own network's name (network_label)
     return method.upper() if name == method and method in CLASSICAL_METHODS else name
 
 
@@ -347,7 +347,7 @@ def snr_curve_figure(rows: list[dict], title: str | None = None, methods: list[s
                 visible[-1].set_xlabel("input SNR (dB)")
         ordered = [m for m in methods if m in handles]
         legend_handles = [handles[m] for m in ordered]
-        legend_labels = [_label(m) for m in ordered]
+        legend_labels = [_label(m, rows) for m in ordered]
         if "__identity__" in handles:
             legend_handles.append(Line2D([], [], color="0.65", lw=0.8, ls=":"))
             legend_labels.append("output = input")

@@ -15,7 +15,7 @@ published cell and our difference under each row.
 
 from __future__ import annotations
 
-from ecg_jax.names import display_name
+from ecg_jax.names import display_name, marked_labels
 from ecg_jax.report import captions
 from ecg_jax.report.select import build_table, cell_of, mark_best, revision_of, scored_epochs
 from ecg_jax.report.table import TABLE_METRICS, Table, TableRow
@@ -49,9 +49,11 @@ def build_final_tables(rows: list[dict], split: str, source: str, epoch: int | N
     if not rows:
         return []
     extra = sorted({r["method"] for r in rows} - set(MAIN) - set(COMPONENTS) - set(ABLATION))
-    main = {**MAIN, **{m: display_name(m, rows) for m in extra}}
+    # labels marked with their provenance (names.PROVENANCE_MARKS), in the rows and in the notes naming them
+    main = marked_labels({**MAIN, **{m: display_name(m, rows) for m in extra}})
     built = [_by_noise_table(rows, main, split, source, epoch)]
-    for kind, labels in (("final_emb", main), ("final_components", COMPONENTS), ("final_ablation", ABLATION)):
+    for kind, labels in (("final_emb", main), ("final_components", marked_labels(COMPONENTS)),
+                         ("final_ablation", marked_labels(ABLATION))):
         # The emb tables are main tables of their own methods and labels, retitled.
         table = build_table("main", "emb", split, source, LEVELS, list(labels), labels, rows, epoch, not_at_epoch)
         table.kind = kind

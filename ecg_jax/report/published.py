@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from ecg_jax.errors import ConfigError
+from ecg_jax.names import METHOD_DISPLAY_NAMES
 from ecg_jax.report import final
 from ecg_jax.report.table import DECIMALS, MISSING, TABLE_METRICS, Table
 from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
@@ -200,6 +201,17 @@ def add_comparisons(table: Table, published: list[PublishedRow]) -> None:
             f"{MISSING} where either is missing.")
         if unmatched:
             table.comparison_note += f" Published rows without a result of ours here: {', '.join(unmatched)}."
+    _note_own_networks(table)
+
+
+def _note_own_networks(table: Table) -> None:
+    """Say under the table that a network of your own (not a method of the benchmark: ecg_jax/models/
+    external.py) has no published row, so its missing published cell is not taken for a lookup failure."""
+    own = [row.label for row in table.rows if row.method not in METHOD_DISPLAY_NAMES]
+    if own:
+        text = (f"{', '.join(own)}: your own network{'s' if len(own) > 1 else ''}, not in the reference's README: "
+                "no published numbers to compare with.")
+        table.comparison_note = f"{table.comparison_note} {text}".strip()
 
 
 # ---------------------------------------------------------------- the final revision's tables
@@ -238,6 +250,7 @@ def add_final_comparisons(table: Table, published: list[PublishedRow]) -> None:
         if names - ours:
             unmatched = ", ".join(sorted(names - ours))
             table.comparison_note += f" Published rows without a result of ours here: {unmatched}."
+    _note_own_networks(table)
 
 
 def _final_published_value(pubs, metric: str, table: Table, j: int) -> float | None:

@@ -49,6 +49,7 @@ def _html_table(table: Table) -> str:
         lines.append(f'<p class="note">{esc(table.comparison_note)}</p>')
     if table.note:
         lines.append(f'<p class="note">Note: {esc(table.note)}</p>')
+    lines += [f'<p class="note footnote">{esc(footnote)}</p>' for footnote in table.footnotes]
     return "\n".join(lines)
 
 
@@ -97,6 +98,8 @@ def render_markdown(tables: list[Table]) -> str:
             out += [t.comparison_note, ""]
         if t.note:
             out += [f"*Note:* {t.note}", ""]
+        for footnote in t.footnotes:
+            out += [footnote, ""]
     if not tables:
         out.append("No results.")
     return "\n".join(out) + "\n"

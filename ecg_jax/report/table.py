@@ -73,6 +73,7 @@ class Table:
     comparison_note: str = ""      # what the published/difference rows are (with --compare)
     precisions: dict[str, list[str]] = field(default_factory=dict)   # network arithmetic -> row labels
     column_labels: tuple[str, ...] = ()  # headers when the columns are not input SNRs (final.py)
+    footnotes: list[str] = field(default_factory=list)   # what a mark beside a name means (names.PROVENANCE_MARKS)
 
 
 def level_text(level: float) -> str:

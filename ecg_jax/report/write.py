@@ -59,9 +59,12 @@ def write_example_figures(result_paths: list[str], out_dir: str) -> list[str]:
             continue
         # A training workdir's examples.npz does not name its method: take it
         # from the folder's results when they hold exactly one method.
-        methods = {r["method"] for r in results.read_rows([p])}
+        rows = results.read_rows([p])
+        methods = {r["method"] for r in rows}
         method = methods.pop() if len(methods) == 1 else None
-        found += examples.load_examples(npz, method=method, warn=warn)
+        # your own network's name is in its rows (network_label), not in the built-in names
+        label = results.display_name(method, rows) if method else None
+        found += examples.load_examples(npz, method=method, warn=warn, label=label)
     written = []
     used_stems: set[str] = set()
     for ex in examples.merge_examples(found):
