@@ -256,8 +256,12 @@ def format_rows(rows: Iterable[dict]) -> str:
 
 
 def settings_text(row: dict) -> str:
-    """The settings a baseline row records, in words ("" for rows without any)."""
+    """The settings a row records, in words: a baseline's, a sweep member's point ("" for none)."""
     parts = []
+    if row.get("sweep_point"):
+        validation = (row.get("validation_metrics") or {}).get("snr_db")
+        parts.append(f"sweep {row['sweep_point']}" + (f" (validation SNR {validation:.4f})" if validation is not None
+                                                      else ""))
     if "imf_slice" in row:
         parts.append(f"IMF rows {row['imf_slice']}")
     if "approx_factor" in row:

@@ -18,6 +18,7 @@ from ecg_jax.names import PROVENANCE_FOOTNOTES, marked_labels
 from ecg_jax.report import captions, final
 from ecg_jax.report.published import PublishedRow, add_comparisons, add_final_comparisons
 from ecg_jax.report.select import build_table, group_by_protocol, runs_not_at_epoch, select_rows
+from ecg_jax.report.sweeps import sweep_note
 from ecg_jax.report.table import Table
 from ecg_jax.results import ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
 
@@ -42,8 +43,12 @@ def build_tables(rows: list[dict], epoch: int | None = None,
             tables += final.build_final_tables(chosen, split, source, epoch, missing)
         if group:
             tables += _protocol_tables(group, split, source, epoch)
+    note = sweep_note(select_rows(rows, epoch))
     for table in tables:
         add_provenance_footnotes(table)
+        if note and any(r.get("sweep_chosen") for r in select_rows(rows, epoch)
+                        if r["method"] in {row.method for row in table.rows}):
+            table.caption = f"{table.caption} {note}".strip()
     if published is not None:
         for table in tables:
             if table.kind.startswith("final"):

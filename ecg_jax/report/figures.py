@@ -38,6 +38,7 @@ from matplotlib.lines import Line2D
 from ecg_jax.atomic import atomic_path
 from ecg_jax.config_utils import NOISE_TYPES
 from ecg_jax.interrupts import deferred, disk_full_as_one_line
+from ecg_jax.report import sweeps
 from ecg_jax.report.captions import NOISE_DESCRIPTIONS
 from ecg_jax.report.select import group_by_protocol, is_diverged, select_rows
 from ecg_jax.results import ABLATION_METHODS, MAIN_TABLE_METHODS, display_name
@@ -81,7 +82,7 @@ def _save(fig: Figure, path_stem: str) -> list[str]:
     options = [dict(format="png", dpi=200, bbox_inches="tight"),
                dict(format="svg", bbox_inches="tight", metadata={"Date": None})]   # reproducible SVG
     with matplotlib.rc_context(_STYLE), contextlib.ExitStack() as rendered:   # a failure removes both
-        for path, kwargs in zip(paths, options):
+        for path, kwargs in zip(paths, options, strict=True):
             with disk_full_as_one_line(folder, os.path.basename(path)):
                 tmp = rendered.enter_context(atomic_path(path))
                 with open(tmp, "wb") as f:
@@ -273,7 +274,7 @@ def snr_curve_series(rows: list[dict], methods: list[str] | None = None,
                     std = statistics.stdev(values) if len(values) > 1 else 0.0
                     points.append((level, statistics.fmean(values), std, len(values)))
             if points:
-                levels, means, stds, counts = zip(*points)
+                levels, means, stds, counts = zip(*points, strict=True)
                 series[nt][method] = Series(levels, means, stds, counts)
     return series
 
@@ -321,7 +322,8 @@ def snr_curve_figure(rows: list[dict], title: str | None = None, methods: list[s
         drawn = [m for m in methods if any(m in lines for lines in series.values())]
         step = min(0.12, 0.6 / max(1, len(drawn) - 1)) if len(levels) > 1 else 0.0
         dodge = {m: (i - (len(drawn) - 1) / 2) * step for i, m in enumerate(drawn)}
-        for ax, (nt, lines) in zip(axes, series.items()):
+        # strict=False: the grid may have one panel more than there are series (hidden above).
+        for ax, (nt, lines) in zip(axes, series.items(), strict=False):
             if levels:
                 ref = ax.plot([levels[0] - 0.5, levels[-1] + 0.5], [levels[0] - 0.5, levels[-1] + 0.5],
                               color="0.65", lw=0.8, ls=":", zorder=0)[0]
@@ -379,3 +381,49 @@ def plot_snr_curves(rows: list[dict], path_stem: str, title: str | None = None,
     written paths (PNG, SVG) at page width (6.5 in).
     """
     return _save(snr_curve_figure(rows, title, methods, epoch), path_stem)
+
+
+def line_figure(series: dict[str, list[tuple[float, float]]], path_stem: str, x_label: str, y_label: str,
+                title: str, log_x: bool = False) -> list[str]:
+    """One panel of labelled lines through (x, y) points (e.g. a sweep's validation SNR against a swept
+    value); a logarithmic x axis only when asked and every x is positive. Returns the written paths."""
+    fig = Figure(figsize=(6.5, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    xs = [x for points in series.values() for x, _ in points]
+    for label, points in series.items():
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+    if log_x and xs and min(xs) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(_wrap(title), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path_stem)
+
+
+def plot_sweep(rows: list[dict], out_dir: str) -> list[str]:
+    """A sweep's figures (report/sweeps.py), sweep_<field>.png/.svg: the mean validation SNR against each
+    swept value, one line per network and dataset; [] without a sweep."""
+    written = []
+    sweep_rows = [r for r in rows if sweeps.is_sweep_row(r)]
+    for axis in sweeps.numeric_axes(sweep_rows):
+        series = {}
+        for group, points in sweeps.point_scores(sweep_rows).items():
+            xs, ys = [], []
+            for s in points.values():
+                r = s["rows"][0]
+                if axis in (r.get("sweep") or {}):
+                    xs.append(float(r["sweep"][axis]))
+                    ys.append(sweeps.mean_std(s["validation"])[0])
+            if xs:
+                method, noise_type, snr_db = group[:3]
+                label = f"{display_name(method, [points[next(iter(points))]['rows'][0]])}, {noise_type} {snr_db:g} dB"
+                series[label] = sorted(zip(xs, ys, strict=True))
+        written += line_figure(series, os.path.join(out_dir, f"sweep_{axis}"), x_label=axis,
+                               y_label="validation output SNR (dB)", log_x=axis in ("learning_rate", "adam_eps",
+                                                                                   "weight_decay"),
+                               title=f"Sweep over {axis}: mean validation SNR over seeds")
+    return written

@@ -30,10 +30,10 @@ import math
 import statistics
 
 from ecg_jax.config_utils import SPLITS
-from ecg_jax.results import DATA_SOURCES, DEFAULT_REVISION, run_key
 from ecg_jax.report import captions
+from ecg_jax.report.sweeps import keep_chosen_points
 from ecg_jax.report.table import TABLE_METRICS, Cell, Table, TableRow, levels_text, revision_order
-
+from ecg_jax.results import DATA_SOURCES, DEFAULT_REVISION, run_key
 
 # ---------------------------------------------------------------- rows
 
@@ -58,14 +58,15 @@ def _epoch_rank(row: dict) -> tuple:
     return (0, 0) if epochs is None else (1, epochs)
 
 
-def select_rows(rows: list[dict], epoch: int | None = None) -> list[dict]:
+def select_rows(rows: list[dict], epoch: int | None = None, all_points: bool = False) -> list[dict]:
     """One row per run (`results.run_key`): the tables' input.
 
     `epoch=None`: each run's row of its final epoch (the largest `epochs`; a
     row without `epochs` only when the run has no other). `epoch=N`: network
     rows (with a seed) only where `epochs == N`; baselines (seed null) are
     kept whatever their epochs. Among rows of equal rank the later one wins
-    (as in `results.read_rows`); the result keeps the input order.
+    (as in `results.read_rows`); the result keeps the input order. Of a
+    hyperparameter sweep, only the point chosen on validation is kept.
     """
     best: dict[tuple, tuple[tuple, int, dict]] = {}
     for i, r in enumerate(rows):
@@ -74,7 +75,9 @@ def select_rows(rows: list[dict], epoch: int | None = None) -> list[dict]:
         key, rank = run_key(r), _epoch_rank(r)
         if key not in best or rank >= best[key][0]:
             best[key] = (rank, i, r)
-    return [r for _, _, r in sorted(best.values(), key=lambda b: b[1])]
+    chosen = [r for _, _, r in sorted(best.values(), key=lambda b: b[1])]
+    # A sweep contributes the point chosen on validation only (report/sweeps.py), unless `all_points`.
+    return chosen if all_points else keep_chosen_points(chosen)
 
 
 def runs_not_at_epoch(rows: list[dict], chosen: list[dict]) -> list[dict]:
@@ -133,7 +136,7 @@ def mark_best(table_rows: list[TableRow], n_columns: int) -> None:
             if not present:
                 continue
             best = pick(present)
-            for r, v in zip(table_rows, values):
+            for r, v in zip(table_rows, values, strict=True):
                 if v == best:
                     c = r.cells[metric][j]
                     r.cells[metric][j] = dataclasses.replace(c, bold=True)
@@ -179,7 +182,7 @@ def build_table(kind: str, noise_type: str, split: str, source: str, levels: tup
                 run_counts += [c.n for c in cells["snr_db"] if c.n]
             label = labels.get(method, method) + (f" [{revision}]" if mixed else "")
             table_rows.append(TableRow(method, label, trained, cells, scored_epochs(mine), revision))
-            not_run = [lv for lv, at in zip(levels, by_level) if not at and lv in run_levels]
+            not_run = [lv for lv, at in zip(levels, by_level, strict=True) if not at and lv in run_levels]
             if not_run:
                 partial.append(f"{label} at {levels_text(not_run)} dB")
     mark_best(table_rows, len(levels))

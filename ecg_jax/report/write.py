@@ -19,7 +19,7 @@ import sys
 from ecg_jax import results
 from ecg_jax.config_utils import write_text_atomic
 from ecg_jax.errors import ConfigError
-from ecg_jax.report import examples, figures
+from ecg_jax.report import examples, figures, sweeps
 from ecg_jax.report.build import build_tables
 from ecg_jax.report.published import PublishedRow
 from ecg_jax.report.render import render_html, render_markdown, runs_csv_text
@@ -104,4 +104,11 @@ def write_report(result_paths: list[str], out_dir: str, epoch: int | None = None
 
     with open(os.path.join(out_dir, "tables.md")) as f:
         markdown = f.read()
+    every_point = select_rows(rows, epoch, all_points=True)
+    sweep = sweeps.sweep_markdown(every_point)
+    if sweep:   # every point of a sweep, validation beside test; the main tables show the chosen one
+        path = os.path.join(out_dir, "sweep.md")
+        write_text_atomic(path, sweep + "\n")
+        written += [path] + figures.plot_sweep(every_point, out_dir)
+        markdown += "\n" + sweep + "\n"
     return markdown, written

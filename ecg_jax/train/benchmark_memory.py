@@ -48,20 +48,22 @@ def measure_network(name: str, sizes: Sequence[int], window: int = 256, batch: i
                       learning_rate=1e-3, lr_decay_epoch=(40,), lr_decay_factor=(0.1,))
     data = SplitArrays(jax.ShapeDtypeStruct((n_train, window, 2), jnp.float32),
                        jax.ShapeDtypeStruct((3, n_train, window, 2), jnp.float32))
-    state_of = lambda m: jax.eval_shape(jax.vmap(make_init_one(model, s)), jax.ShapeDtypeStruct((m,), jnp.int32))
+    def state_of(m):
+        return jax.eval_shape(jax.vmap(make_init_one(model, s)), jax.ShapeDtypeStruct((m,), jnp.int32))
     out = {"network": name, "window": window, "batch_size": batch, "train_windows": n_train, "memory": {}}
     program = TrainProgram(model, s, mesh, "scan", max_shapes=len(sizes))
     for m in sizes:
         tic = time.perf_counter()
-        mem = program.memory_analysis(state_of(m), abstract_member_consts(m, 3), data)
+        mem = program.memory_analysis(state_of(m), abstract_member_consts(m, 3, n_decays=1), data)
         mem["compile_s"] = round(time.perf_counter() - tic, 1)
         out["memory"][str(m)] = mem
-        log(f"{name}: {m} member(s): peak {mem['peak_bytes'] / 1e6:.1f} MB, temp {mem['temp_size_in_bytes'] / 1e6:.1f} MB "
+        log(f"{name}: {m} member(s): peak {mem['peak_bytes'] / 1e6:.1f} MB, "
+            f"temp {mem['temp_size_in_bytes'] / 1e6:.1f} MB "
             f"({mem['compile_s']:.0f}s)")
     host = TrainProgram(model, s, mesh, "host", max_shapes=1)
     state = state_of(1)
     order = jax.ShapeDtypeStruct((1, s.steps_per_epoch, batch), jnp.int32)
-    cost = host._step.lower(state, abstract_member_consts(1, 3), order, data,
+    cost = host._step.lower(state, abstract_member_consts(1, 3, n_decays=1), order, data,
                             jax.ShapeDtypeStruct((), jnp.int32)).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     out["member_step"] = {"flops": float(cost.get("flops", 0.0)),
