@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import Callable, NoReturn
 
@@ -11,8 +10,9 @@ from ecg_jax.errors import EcgJaxError, one_line
 from ecg_jax.process_settings import apply_for_command
 from ecg_jax.quiet_logs import quiet_orbax
 from ecg_jax.interrupts import (DEFAULT_PEER_TIMEOUT_S, JAX_HEARTBEAT_EXTRA_S, Interrupted, end_peer_watch,
-                                install_signal_handlers, interrupted_message, is_disk_full, settle_with_peers,
-                                watch_peers)
+                                caused_by_signal, exit_interrupted, finish,
+                                install_signal_handlers, is_disk_full,
+                                raise_if_received, settle_with_peers, watch_peers)
 
 XLA_CACHE_ENV = "ECG_JAX_XLA_CACHE"
 # XLA:CPU reads its thread-pool size from these (the first set wins), else counts the cores.
@@ -213,10 +213,14 @@ def _unknown_override(known: list[str], argv: list[str], name: str) -> str | Non
     import re
 
     from ecg_jax.config_utils import closest_field
+    from ecg_jax.sweep_points import sweep_field_refusal
 
     for arg in argv:
         m = re.match(rf"^--?(no)?{re.escape(name)}\.([^=\[]+)(=|$)", arg)
         if m and m.group(2) not in known:
+            refusal = sweep_field_refusal(m.group(2))   # e.g. sweep.train.batch_size: says why not
+            if refusal:
+                return refusal
             return (f"unknown config field {m.group(2)} in {arg}; did you mean "
                     f"--{name}.{closest_field(m.group(2), known)}?")
     return None
@@ -257,7 +261,7 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.WARNING)  # no INFO chatter from jax/orbax
-        install_signal_handlers()
+        install_signal_handlers()   # already there when started by ecg_jax.commands (before the imports)
         try:
             # Process-global settings belong to the entry point: made here, before anything starts JAX.
             apply_for_command(flags.FLAGS)
@@ -268,18 +272,31 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
                 pin_cpu_thread_pool(f.num_processes)
                 initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.peer_timeout)
             main(argv)
-        except EcgJaxError as e:
-            _stop(f"error: {e}", 2)
+            raise_if_received()   # a signal whose Interrupted a gc callback or a library swallowed
         except (Interrupted, KeyboardInterrupt) as e:
-            e = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
-            _stop(interrupted_message(e), e.exit_status)
+            exit_interrupted(e)   # the one line, then os._exit: no finalisation racing XLA's threads
+        except EcgJaxError as e:
+            if caused_by_signal(e) is not None:   # a signal that some code turned into an error
+                exit_interrupted(caused_by_signal(e))
+            _stop(f"error: {e}", 2)
+        except SystemExit:
+            try:
+                raise_if_received()   # main's own sys.exit (export-programs) does not hide a signal either
+            except Interrupted as e:
+                exit_interrupted(e)
+            finish()
+            raise
         except Exception as e:
+            if caused_by_signal(e) is not None:   # an import that wrapped it in an ImportError, ...
+                exit_interrupted(caused_by_signal(e))
             if not is_disk_full(e):   # written where no caller names the folder: the file, at least
                 settle_with_peers(e)
                 _stop_multiprocess_with_traceback()
+                finish()
                 raise
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             _stop(f"error: no space left on the device{where}: {one_line(e, typed=False)}; free some space and rerun", 2)
+        finish()   # from here a signal is the line and exit 130/143 at once, not a raise into absl's exit
 
     return wrapped
 
@@ -301,6 +318,7 @@ def _stop(line: str, status: int) -> NoReturn:
     """Print the one line and exit. A process of a multi-process run tells its peers first and exits
     at once: a normal exit would wait in jax.distributed's shutdown for peers that may never come."""
     print(line, file=sys.stderr, flush=True)
+    finish()
     end_peer_watch("failed")
     import jax._src.distributed as distributed
 

@@ -18,12 +18,12 @@ import numpy as np
 from ecg_jax import interrupts
 from ecg_jax.config_utils import load_config_json, read_json_file, resolve_config
 from ecg_jax.data import prepare_data
+from ecg_jax.data.validation import hold_out_validation
 from ecg_jax.errors import CheckpointError
 from ecg_jax.models import is_builtin
 from ecg_jax.models.external import check_recorded_source
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.data.validation import hold_out_validation
 from ecg_jax.train.device_data import split_arrays, window_arrays
 from ecg_jax.train.engine import MemberState
 from ecg_jax.train.experiment import Experiment, workdir_chunks
@@ -96,14 +96,18 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
     prepared = held.prepared
     experiment = Experiment.from_config(config, prepared.n_train)
     evaluator = EvalProgram.for_experiment(experiment, max_shapes=1 if held.validation is None else 2)
-    test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), experiment.mesh)
+    test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)),
+                                        experiment.mesh)
     validation_data = None if held.validation is None else sharding.put_replicated(
         window_arrays(held.validation, experiment.segment_keys(prepared)), experiment.mesh)
-    rows, examples = [], {}
+    rows, examples, older = [], {}, []
     chunks = workdir_chunks(workdir, experiment)
     for ci, chunk in enumerate(chunks):
         interrupts.note_progress(f"while scoring chunk {ci} of {len(chunks)} (results.jsonl not changed yet)")
         step, state = restore_chunk(experiment, workdir, ci, chunk, epoch)
+        newest = checkpoints.newest_epoch_on_disk(workdir, ci)
+        if newest is not None and step != newest:   # the newest is damaged: an older one was scored
+            older.append(f"chunk {ci} at epoch {step}, its newest checkpoint (epoch {newest}) being damaged")
         log(f"chunk {ci}: restored the checkpoint after epoch {step} ({len(chunk)} members)")
         consts = experiment.chunk_consts(prepared, chunk)
         r, e = score_chunk(experiment, prepared, chunk, state, consts, test_data, evaluator, {"epochs": int(step)},
@@ -111,8 +115,12 @@ def _evaluate_workdir(workdir: str, config, epoch: int | None, write: bool) -> l
         rows += r
         examples.update(e)
     if write:
-        if epoch is None:   # the figures show the final models; an older epoch leaves them alone
-            write_examples(workdir, prepared, [m for c in chunks for m in c], examples)
+        # The figures show the final models, as the tables do (each run at its newest scored epoch); an
+        # older epoch, asked for or fallen back to past a damaged newest checkpoint, leaves them alone.
+        if epoch is None and not older:
+            write_examples(workdir, prepared, [m for c in chunks for m in c], examples, epochs=int(step))
+        elif epoch is None:
+            log(f"examples.npz left as it was (the tables show the newest epoch): scored {'; '.join(older)}")
         replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 

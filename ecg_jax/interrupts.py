@@ -28,6 +28,22 @@ lost (nothing half-written is kept) and how to go on:
 
 The messages name the resume command (`resume_hint`) and how far the run got
 (`note_progress`), which the training loop and the scripts keep up to date.
+
+A signal is never lost. Python swallows an exception raised inside a gc callback
+(JAX's `_xla_gc_callback`), a `__del__` or a weakref callback: it prints "Exception
+ignored in ..." and goes on, so a SIGTERM whose `Interrupted` was raised there used to
+end in exit 0. Hence four layers, each enough on its own for what the one before misses:
+  1. the handler records the signal (`_received`) before it raises;
+  2. `sys.unraisablehook` recognises a swallowed `Interrupted`, prints nothing and
+     delivers the signal again a moment later, in ordinary code (`_deliver_again`);
+  3. safe points (`note_progress`, i.e. every epoch and scoring step) and the end of a
+     command's `main` (`raise_if_received`) raise a recorded signal that never got out;
+  4. once the command has finished (`finish`), a late signal prints the line and exits
+     at once; after the last exit handler, the signals' default action ends the process.
+The one line is printed by `exit_interrupted`, which leaves with `os._exit`: no
+interpreter finalisation, which raced XLA's compiler threads after a SIGTERM during a
+compile ("Fatal Python error: Segmentation fault"). Writers clean their temporary files
+as the exception passes through them (`atomic.atomic_path`, `checkpoints.save`), before.
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ import signal
 import sys
 import threading
 import time
+from typing import NoReturn
 
 from ecg_jax.errors import EcgJaxError
 
@@ -59,6 +76,13 @@ _resume: str | None = None
 _hint_depth = 0
 _deferring = 0
 _pending: int | None = None
+# The last SIGINT/SIGTERM received, kept whatever became of its `Interrupted`.
+_received: int | None = None
+# "run": the handler raises; "exiting": the one line is being printed, more signals change nothing;
+# "finished": the command's work is over, a signal prints the line and exits at once.
+_mode = "run"
+_exit_status: int | None = None   # the finished command's exit status (`finish`)
+_REDELIVERY_DELAY_S = 0.05   # long enough for a gc pass (or a __del__) to end first
 
 
 class Interrupted(BaseException):
@@ -80,8 +104,11 @@ class DiskFullError(EcgJaxError):
 # ------------------------------------------------------------------ where the run is
 
 def note_progress(text: str | None) -> None:
-    """How far the command got, for the one-line messages: a phrase like "after epoch 3 of chunk 0"."""
+    """How far the command got, for the one-line messages: a phrase like "after epoch 3 of chunk 0".
+
+    Also a safe point: a signal whose `Interrupted` was swallowed is raised here (`raise_if_received`)."""
     global _progress
+    raise_if_received()
     _progress = text
 
 
@@ -111,19 +138,205 @@ def _hint(prefix: str = "; ") -> str:
 # ------------------------------------------------------------------ signals
 
 def _handler(signum, frame) -> None:
-    global _pending
+    global _pending, _received
+    _received = signum            # first, so that a swallowed raise below is still known
+    if _mode == "exiting":
+        return
+    if _mode == "finished":
+        exit_interrupted(Interrupted(signum))
     if _deferring:
         _pending = signum
         return
     raise Interrupted(signum)
 
 
+def handlers_installed() -> bool:
+    return signal.getsignal(signal.SIGTERM) is _handler
+
+
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM raise `Interrupted` (main thread only; elsewhere nothing changes)."""
+    """SIGINT and SIGTERM raise `Interrupted` (main thread only; elsewhere nothing changes).
+
+    The entry points call this first, before the heavy imports (`ecg_jax.commands.main`); calling it
+    again keeps what was recorded meanwhile."""
+    global _received, _mode, _pending, _exit_status
     if threading.current_thread() is not threading.main_thread():
         return
+    if not handlers_installed():   # a fresh start (in-process tests install and restore them)
+        _received, _pending, _mode, _exit_status = None, None, "run", None
+        if not isinstance(sys.unraisablehook, _UnraisableHook):
+            sys.unraisablehook = _UnraisableHook(sys.unraisablehook)
+        if not isinstance(sys.excepthook, _ExceptHook):
+            sys.excepthook = _ExceptHook(sys.excepthook)
+        _register_default_action_at_exit()
     for s in SIGNAL_EXIT:
         signal.signal(s, _handler)
+
+
+class _UnraisableHook:
+    """`sys.unraisablehook` that takes a swallowed `Interrupted` (or KeyboardInterrupt) out of a gc callback,
+    `__del__` or weakref callback: nothing printed, the signal delivered again in ordinary code."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, unraisable) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, Interrupted) or (isinstance(exc, KeyboardInterrupt) and handlers_installed()):
+            _deliver_again(exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+            return
+        self.previous(unraisable)
+
+
+class _ExceptHook:
+    """`sys.excepthook` that prints no traceback for an `Interrupted`: C code prints an error it then
+    replaces (numpy's `import_array` in an extension imported during a signal: PyErr_Print, then
+    "ImportError: numpy._core.multiarray failed to import"). The top level reports it in one line
+    (`caused_by_signal`). Not delivered again (as `_UnraisableHook` does): a raise into an extension's
+    unfinished initialisation (jaxlib's) crashed the process (SIGSEGV); if that code goes on regardless,
+    the recorded signal is raised at the next safe point or at the end of main (`raise_if_received`)."""
+
+    def __init__(self, previous):
+        self.previous = previous
+
+    def __call__(self, exc_type, exc, tb) -> None:
+        global _received
+        if isinstance(exc, Interrupted) or (isinstance(exc, KeyboardInterrupt) and handlers_installed()):
+            _received = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            return
+        self.previous(exc_type, exc, tb)
+
+
+def _deliver_again(signum: int) -> None:
+    """Run the handler for `signum` again in the main thread, a moment from now (a thread: from inside the
+    hook it would run in the hook, where a raise is swallowed once more)."""
+    global _received
+    _received = signum
+
+    def again() -> None:
+        if _mode != "exiting" and handlers_installed():
+            import _thread
+            _thread.interrupt_main(signum)   # the handler runs at the main thread's next bytecode
+
+    timer = threading.Timer(_REDELIVERY_DELAY_S, again)
+    timer.daemon = True
+    timer.start()
+
+
+_default_action_registered = False
+
+
+def _register_default_action_at_exit() -> None:
+    """Registered before any library's exit handler, so it runs last (atexit is LIFO). After it, the
+    interpreter's finalisation may run no Python code at all (a signal there would be noticed by
+    nobody: exit 0; measured: a tenth of a second for JAX's modules), so a finished command ends here
+    with its exit status (`finish`), flushed, by `os._exit`; without a known status, the signals'
+    default action replaces the handler (the process ends, 128 + n in a shell)."""
+    global _default_action_registered
+    if _default_action_registered:
+        return
+    _default_action_registered = True
+
+    def last_exit_handler() -> None:
+        if _mode != "finished" or threading.current_thread() is not threading.main_thread():
+            return
+        if _exit_status is not None:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:  # noqa: BLE001 -- a closed pipe
+                    pass
+            os._exit(_exit_status)
+        for s in SIGNAL_EXIT:
+            signal.signal(s, signal.SIG_DFL)
+
+    atexit.register(last_exit_handler)
+
+
+def hold_during_imports() -> None:
+    """A signal while a module is imported is acted on when the (outermost) import ends (`deferred`).
+
+    Raised inside an import, an `Interrupted` left half-initialised modules behind: numpy's, which
+    jaxlib's initialisation then used anyway (SIGSEGV, "Fatal Python error"), or an ImportError and a
+    traceback printed by C code. The first seconds of every command are imports (JAX, matplotlib), so
+    a Ctrl-C there waits for them (a second or two) and then ends in the usual line. Done by wrapping
+    importlib's `_find_and_load`, which every import of a module not yet loaded goes through (the
+    `import` statement and importlib.import_module alike); modules already loaded are not affected."""
+    import importlib._bootstrap as bootstrap   # the frozen module the interpreter's imports call into
+
+    load = getattr(bootstrap, "_find_and_load", None)
+    if load is None or getattr(load, "_ecg_jax_held", False):
+        return
+
+    def find_and_load(name, import_):
+        with deferred():
+            return load(name, import_)
+
+    find_and_load._ecg_jax_held = True
+    bootstrap._find_and_load = find_and_load
+
+
+def raise_if_received() -> None:
+    """A safe point: raise the recorded signal whose `Interrupted` was swallowed on its way out
+    (ordinary code runs, so it is not propagating). Inside a deferred section it waits for the end."""
+    global _pending
+    if _received is None or _mode != "run" or not handlers_installed():
+        return
+    if _deferring:
+        _pending = _received
+        return
+    raise Interrupted(_received)
+
+
+def caused_by_signal(e: BaseException) -> Interrupted | None:
+    """The signal behind `e`, if any: `e` itself, or an error that reached the top after a SIGINT/SIGTERM
+    was received (an Interrupted raised while an extension module initialises comes out as "ImportError:
+    Encountered an error while initializing the extension"; a library may wrap it in its own error).
+    The user asked the command to stop: that is what is reported, in the one line."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, Interrupted):
+            return e
+        if isinstance(e, KeyboardInterrupt):
+            return Interrupted(signal.SIGINT)
+        e = e.__cause__ or e.__context__
+    if _received is not None and _mode == "run" and handlers_installed():
+        return Interrupted(_received)
+    return None
+
+
+def finish(status=None) -> None:
+    """The command's work is over (its `main` returned or it is exiting with an error): a signal from
+    now on prints the one line and exits at once, rather than raise into absl's or Python's exit.
+    `status`: the code of the SystemExit the command ends with (None, an int or a message, as
+    sys.exit takes it), with which the last exit handler ends the process."""
+    global _mode, _exit_status
+    if _mode == "run":
+        _mode = "finished"
+    if isinstance(status, SystemExit):
+        code = status.code
+        _exit_status = 0 if code is None else code if isinstance(code, int) else 1
+
+
+def exit_interrupted(e: BaseException) -> NoReturn:
+    """The one line for `e` (an Interrupted, or a KeyboardInterrupt that came before our handler), then
+    exit 130/143 at once with `os._exit`. The callers' temporary files are gone by now: they are removed
+    as the exception passes through their writers."""
+    global _mode
+    _mode = "exiting"
+    e = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+    try:
+        print(interrupted_message(e), file=sys.stderr, flush=True)
+    except Exception:  # noqa: BLE001 -- stderr closed: the status still says it
+        pass
+    end_peer_watch("failed")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 -- a closed pipe
+            pass
+    os._exit(e.exit_status)
 
 
 @contextlib.contextmanager

@@ -41,18 +41,35 @@ import jax
 import ml_collections
 import numpy as np
 
-from ecg_jax.config_utils import (NOT_AFFECTING_RESULTS, as_list, config_differences, config_to_json, read_json_file,
-                                  resolve_config, save_config, with_defaults)
 from ecg_jax import interrupts
 from ecg_jax.atomic import write_text_atomic
 from ecg_jax.baselines import denoise_like_row, score_baselines_on_grid
+from ecg_jax.config_utils import (
+    NOT_AFFECTING_RESULTS,
+    as_list,
+    config_differences,
+    config_to_json,
+    read_json_file,
+    resolve_config,
+    save_config,
+    with_defaults,
+)
 from ecg_jax.data import data_card, prepare_data, write_data_card
 from ecg_jax.errors import CheckpointError, ConfigError
 from ecg_jax.models import check_model, create_model, is_builtin, method_id_of
 from ecg_jax.models.external import GROUP as ENTRY_POINT_GROUP
 from ecg_jax.models.external import check_recorded_source
-from ecg_jax.results import (ABLATION_DISPLAY_NAMES, ABLATION_METHODS, MAIN_TABLE_METHODS, RESULTS_FILENAME,
-                             display_name, key_of, read_rows, replace_rows, run_key)
+from ecg_jax.results import (
+    ABLATION_DISPLAY_NAMES,
+    ABLATION_METHODS,
+    MAIN_TABLE_METHODS,
+    RESULTS_FILENAME,
+    display_name,
+    key_of,
+    read_rows,
+    replace_rows,
+    run_key,
+)
 from ecg_jax.train.experiment import method_id
 from ecg_jax.train.loop import train_and_evaluate
 from ecg_jax.train.members import members_of

@@ -128,3 +128,45 @@ def test_a_real_cpu_only_custom_call_is_reported():
     _, summary = export_program(jax.jit(jnp.linalg.inv), (jax.ShapeDtypeStruct((3, 3), jnp.float32),),
                                 ("cuda",), mesh)
     assert summary["cpu_only_custom_calls"] == []
+
+
+# ------------------------------------------------------------------ issue 30: atomic files, no silent overwrite
+
+@pytest.fixture
+def fake_lowering(monkeypatch):
+    """export_all with its lowering replaced by a fixed blob: the file handling alone, in a second."""
+    from ecg_jax.train import export_programs as ep
+
+    summary = {"artefact": next(iter(ep.ARTEFACT_SUFFIXES)), "custom_calls": [], "host_callback": False,
+               "nr_devices": 1}
+    monkeypatch.setattr(ep, "programs_of", lambda name, o, mesh: ({"step": (None, None)}, {}))
+    monkeypatch.setattr(ep, "export_program", lambda fn, args, platforms, mesh: (b"x" * 100, dict(summary)))
+    monkeypatch.setattr(ep, "problems_of", lambda name, program, s: [])
+    return ep
+
+
+def test_an_earlier_export_is_not_overwritten_without_the_flag(tmp_path, fake_lowering):
+    from ecg_jax.errors import ConfigError
+
+    ep = fake_lowering
+    options = ep.ExportOptions(networks=("unet",), devices=1)
+    assert ep.export_all(options, str(tmp_path), log=lambda line: None) == []
+    summary = (tmp_path / "summary.json").read_bytes()
+    with pytest.raises(ConfigError, match="already holds exported programs.*--overwrite"):
+        ep.export_all(options, str(tmp_path), log=lambda line: None)
+    assert (tmp_path / "summary.json").read_bytes() == summary
+    assert ep.export_all(options, str(tmp_path), log=lambda line: None, overwrite=True) == []
+
+
+def test_an_interrupted_export_leaves_no_partial_file(tmp_path, fake_lowering, monkeypatch):
+    from ecg_jax import atomic, interrupts
+
+    ep = fake_lowering
+
+    def interrupted(src, dst):   # Ctrl-C just before the first file would be put in place
+        raise interrupts.Interrupted(2)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(interrupts.Interrupted):
+        ep.export_all(ep.ExportOptions(networks=("unet",), devices=1), str(tmp_path), log=lambda line: None)
+    assert [n for _, _, names in os.walk(tmp_path) for n in names] == []   # no blob, no temporary file

@@ -40,7 +40,8 @@ from ecg_jax.baselines.universal import dwt_universal_denoise, reference_setting
 from ecg_jax.config_utils import as_list, resolve_config
 from ecg_jax.errors import ConfigError
 from ecg_jax.metrics import mean_metrics, to_floats
-from ecg_jax.results import append_rows, make_row
+from ecg_jax.results import make_row, replace_rows
+from ecg_jax.workdir import WorkdirLock
 
 __all__ = [
     "BASELINES", "Baseline", "DWT_THRESHOLD", "DWT_THRESHOLD_GRID", "DWT_WAVELET", "FFT_THRESHOLD",
@@ -286,9 +287,11 @@ def score_baselines_on_grid(config, prepared, methods: Sequence[str] | None = No
 
 def run_baselines(config, workdir: str, methods: Sequence[str] | None = None) -> list[dict]:
     """Score `methods` (default `config.baselines.methods`) on every dataset of `config`;
-    append and return the result rows.
+    write and return the result rows.
 
-    Writes <workdir>/data_card.json and appends the rows to <workdir>/results.jsonl.
+    Writes <workdir>/data_card.json and the rows into <workdir>/results.jsonl, replacing a row of the same
+    run (`results.replace_rows`): run twice, a dataset still has one row per method. The workdir is locked
+    meanwhile (`WorkdirLock`): a second run at the same time stops with one line.
     """
     # lazy: ecg_jax.data pulls in wfdb and pandas, which scoring prepared data given by a caller does not need
     from ecg_jax.data import data_card, prepare_data, write_data_card
@@ -296,9 +299,10 @@ def run_baselines(config, workdir: str, methods: Sequence[str] | None = None) ->
     config = resolve_config(config)
     methods = config_methods(config) if methods is None else tuple(as_list(methods))
     check_methods(config, methods)
-    prepared = prepare_data(config)
     os.makedirs(workdir, exist_ok=True)
-    write_data_card(data_card(prepared, config), workdir)
-    rows = score_baselines_on_grid(config, prepared, methods)
-    append_rows(os.path.join(workdir, "results.jsonl"), rows)
+    with WorkdirLock(workdir):
+        prepared = prepare_data(config)
+        write_data_card(data_card(prepared, config), workdir)
+        rows = score_baselines_on_grid(config, prepared, methods)
+        replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows

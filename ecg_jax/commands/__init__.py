@@ -13,10 +13,12 @@ subcommand's command line.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
+
+# Light (the standard library only): the signal handlers go in before anything heavy is imported.
+from ecg_jax import interrupts
 
 # name -> (module of this package, one line for `ecg-jax --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,12 +55,36 @@ def usage(prog: str = "ecg-jax") -> str:
 
 def main(argv: list[str] | None = None, prog: str = "ecg-jax") -> None:
     """The console entry point: `ecg-jax COMMAND [flags]`."""
+    _interruptible(_main, argv, prog)
+
+
+def _interruptible(function, *args) -> None:
+    """Ctrl-C / SIGTERM from the first moment: the handlers are installed before the subcommand's
+    imports (JAX, matplotlib: seconds), and a signal there, or a KeyboardInterrupt from before the
+    handlers, ends in the one line and 130/143 like one during the work (no traceback)."""
+    try:
+        interrupts.install_signal_handlers()
+        interrupts.hold_during_imports()
+        function(*args)
+    except SystemExit as e:
+        interrupts.finish(e)   # absl's exit after main, or a usage error: a late signal is still one line
+        raise
+    except BaseException as e:
+        signalled = interrupts.caused_by_signal(e)   # e.g. an import that wrapped it in an ImportError
+        if signalled is None:
+            raise
+        interrupts.exit_interrupted(signalled)
+
+
+def _main(argv: list[str] | None, prog: str) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in HELP_FLAGS:
         print(usage(prog), file=sys.stdout if args else sys.stderr)
         sys.exit(0 if args else 2)
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
+        import difflib
+
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         print(f"error: unknown command {name!r}{hint} ({prog} --help lists them)", file=sys.stderr)
@@ -68,7 +94,7 @@ def main(argv: list[str] | None = None, prog: str = "ecg-jax") -> None:
 
 def run_script(name: str) -> None:
     """`python scripts/<x>.py ...`: subcommand `name` with this process's command line."""
-    run(name, sys.argv[1:], prog=sys.argv[0])
+    _interruptible(run, name, sys.argv[1:], sys.argv[0])
 
 
 def run(name: str, args: list[str], prog: str) -> None:

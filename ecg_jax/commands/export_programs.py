@@ -28,6 +28,7 @@ _WINDOW = flags.DEFINE_integer("window", 64, "window length of the lowered progr
 _BATCH = flags.DEFINE_integer("batch_size", 8, "training batch size")
 _TRAIN = flags.DEFINE_integer("train_windows", 32, "training windows")
 _TEST = flags.DEFINE_integer("test_windows", 16, "test windows")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace the programs of an earlier export in --out.")
 
 
 def main(argv):
@@ -40,7 +41,8 @@ def main(argv):
                             members=_MEMBERS.value, networks=tuple(as_list(_NETWORKS.value)),
                             skip_unavailable=_SKIP.value, window=_WINDOW.value, batch_size=_BATCH.value,
                             train_windows=_TRAIN.value, test_windows=_TEST.value)
-    failures = export_all(options, _OUT.value, log=lambda line: print(line, file=sys.stderr, flush=True))
+    failures = export_all(options, _OUT.value, log=lambda line: print(line, file=sys.stderr, flush=True),
+                          overwrite=_OVERWRITE.value)
     for line in failures:
         print(f"FAILED {line}", file=sys.stderr)
     print(f"{_OUT.value}/summary.json: {'no failures' if not failures else f'{len(failures)} failure(s)'}")

@@ -226,38 +226,100 @@ def restore(mgr: ocp.CheckpointManager, abstract_one: MemberState, n_members: in
     return epoch, state
 
 
+class DamagedInARow(CheckpointError):
+    """Two unreadable checkpoints in a row (or a damaged one after one already set aside): stop, move nothing."""
+
+
+SET_ASIDE_FLAG = "--set_aside_damaged_checkpoints"
+
+
 def restore_latest_intact(directory: str, abstract_one: MemberState, n_members: int, mesh, fingerprint: dict,
-                          move_damaged: bool, warn) -> tuple[int | None, MemberState | None]:
+                          move_damaged: bool, warn, set_aside_all: bool = False
+                          ) -> tuple[int | None, MemberState | None]:
     """The newest checkpoint of `directory` that reads back intact: (epoch, state), or (None, None).
 
-    A damaged step is reported through `warn` in one line and, with
-    `move_damaged` (training, process 0), moved to `checkpoints/damaged/` so the
-    run can write that epoch again; nothing is deleted. A checkpoint of another
-    config raises CheckpointError, as ever: that is not damage.
+    One damaged step (the newest) is reported through `warn` in one line and, with `move_damaged`
+    (training, process 0), moved to `checkpoints/damaged/` so the run can write that epoch again;
+    nothing is deleted. Two unreadable steps in a row are rarely damage: more likely this environment
+    cannot read them (another library version, no memory). Then `DamagedInARow` is raised and nothing
+    is moved, so every rerun stops the same way until the user passes `set_aside_all` (the train flag
+    `SET_ASIDE_FLAG`): every unreadable step is set aside and the run goes on from the newest intact
+    one, or from the start. A damaged newest step while `damaged/` already holds a newer one of this
+    chunk (set aside by an earlier run, which never got past it) counts as the second in a row.
+    A checkpoint of another config raises CheckpointError, as ever: that is not damage.
     """
     mgr = manager(directory, read_only=True)
-    first_problem = None
-    for epoch in sorted(mgr.all_steps(), reverse=True):
+    steps = sorted(mgr.all_steps(), reverse=True)
+    damaged: list[tuple[int, str]] = []   # (epoch, problem), newest first
+    found: tuple[int | None, MemberState | None] = (None, None)
+    for epoch in steps:
         try:
             meta = read_meta_agreed(mgr, epoch)
             check_fingerprint(meta, fingerprint, directory)
-            return restore(mgr, abstract_one, n_members, mesh, epoch, meta)
+            found = restore(mgr, abstract_one, n_members, mesh, epoch, meta)
+            break
         except DamagedCheckpoint as e:
-            problem = str(e)
-        if first_problem is not None:
-            # Two steps in a row unreadable is rarely damage: more likely this environment cannot
-            # read them (another library version, no memory). Stop rather than retrain from scratch.
-            raise CheckpointError(f"two checkpoints in a row cannot be read, so nothing more is moved or "
-                                  f"retrained: {first_problem}; and {problem}")
-        first_problem = problem
+            damaged.append((epoch, str(e)))
+        earlier = _set_aside_after(directory, damaged[0][0]) if len(damaged) == 1 else []
+        if not set_aside_all and (len(damaged) >= 2 or earlier):
+            second = damaged[1][1] if len(damaged) >= 2 else \
+                f"checkpoint after epoch {earlier[0]} was set aside before, in {os.path.dirname(directory)}/damaged"
+            raise DamagedInARow(f"two checkpoints in a row cannot be read, so nothing is moved or retrained: "
+                                f"{damaged[0][1]}; and {second}. If this environment should read them (library "
+                                f"versions, memory), fix that and rerun; to set them aside and train again from "
+                                f"the newest intact checkpoint (or from the start), " + (
+                                    f"rerun with {SET_ASIDE_FLAG}" if move_damaged else
+                                    f"run `ecg-jax train --workdir {os.path.dirname(os.path.dirname(directory))} "
+                                    f"{SET_ASIDE_FLAG}`"))
+    for i, (epoch, problem) in enumerate(damaged):
         if move_damaged:
-            damaged = os.path.join(os.path.dirname(directory), "damaged",
-                                   f"{os.path.basename(directory)}_epoch_{epoch}_{int(time.time())}")
-            os.makedirs(os.path.dirname(damaged), exist_ok=True)
-            os.replace(os.path.join(directory, str(epoch)), damaged)
-            problem += f"; moved to {damaged}"
-        warn(f"WARNING: {problem}; using the next older one")
-    return None, None
+            target = os.path.join(os.path.dirname(directory), "damaged",
+                                  f"{os.path.basename(directory)}_epoch_{epoch}_{int(time.time())}")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(directory, str(epoch)), target)
+            problem += f"; moved to {target}"
+        older = damaged[i + 1][0] if i + 1 < len(damaged) else found[0]
+        warn(f"WARNING: {problem}; " + (f"using the next older one (after epoch {older})" if older is not None
+                                        else "no older checkpoint: starting this chunk from the beginning"))
+    return found
+
+
+def newest_epoch_on_disk(workdir: str, chunk: int | None = None) -> int | None:
+    """The newest epoch any chunk of `workdir` (or chunk `chunk`) has a checkpoint of (damaged or not;
+    set-aside ones and unfinished saves left out), from the folder names alone: nothing is read."""
+    root = os.path.join(os.path.abspath(workdir), "checkpoints")
+    names = [f"chunk_{chunk:02d}"] if chunk is not None else \
+        [n for n in (os.listdir(root) if os.path.isdir(root) else []) if n.startswith("chunk_")]
+    epochs = [int(name) for c in names if os.path.isdir(os.path.join(root, c))
+              for name in os.listdir(os.path.join(root, c)) if name.isdigit()]
+    return max(epochs, default=None)
+
+
+def check_epochs_not_behind(workdir: str, epochs: int, flag: str = "--config.train.epochs") -> None:
+    """A resume asking for fewer epochs than the checkpoints hold is refused before anything is written.
+
+    It used to record the smaller number in config.json while the checkpoints (and the results it then
+    scored) stayed at the larger: config.json must never disagree with the checkpoints."""
+    newest = newest_epoch_on_disk(workdir)
+    if newest is not None and newest > int(epochs):
+        raise CheckpointError(
+            f"{workdir} holds checkpoints after epoch {newest}, but the run asks for train.epochs={int(epochs)}; "
+            f"a workdir's config.json must agree with its checkpoints, so nothing was changed: resume with "
+            f"{flag}={newest} or more, score the earlier checkpoint with `ecg-jax evaluate --workdir {workdir} "
+            f"--epoch {int(epochs)}`, or train {int(epochs)} epochs in a fresh --workdir")
+
+
+def _set_aside_after(directory: str, epoch: int) -> list[int]:
+    """Epochs of this chunk's steps set aside in `damaged/` by an earlier run that are newer than `epoch`."""
+    folder = os.path.join(os.path.dirname(directory), "damaged")
+    prefix = f"{os.path.basename(directory)}_epoch_"
+    out = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.startswith(prefix):
+            e = name[len(prefix):].split("_")[0]
+            if e.isdigit() and int(e) > epoch:
+                out.append(int(e))
+    return sorted(out, reverse=True)
 
 
 def _step_dir(mgr: ocp.CheckpointManager, epoch: int) -> str:

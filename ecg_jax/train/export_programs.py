@@ -36,7 +36,8 @@ import re
 import time
 from typing import Sequence
 
-from ecg_jax.atomic import write_text_atomic
+from ecg_jax.atomic import atomic_path, write_text_atomic
+from ecg_jax.interrupts import disk_full_as_one_line
 from ecg_jax.errors import ConfigError
 
 PLATFORMS = ("cuda", "rocm", "tpu", "cpu")
@@ -200,14 +201,32 @@ def problems_of(network: str, program: str, summary: dict) -> list[str]:
     return out
 
 
-def export_all(o: ExportOptions, out_dir: str, log=print) -> list[str]:
-    """Export every program of every network into `out_dir`; the failures, one line each."""
+def check_no_earlier_export(out_dir: str, names, overwrite: bool) -> None:
+    """Refuse, before any work, an `out_dir` that holds an earlier export (its summary.json, or a
+    network's folder with files in it) unless `overwrite`: nothing is silently rewritten."""
+    if overwrite:
+        return
+    held = [os.path.join(out_dir, "summary.json")] if os.path.exists(os.path.join(out_dir, "summary.json")) else []
+    held += [os.path.join(out_dir, n) for n in names
+             if os.path.isdir(os.path.join(out_dir, n)) and os.listdir(os.path.join(out_dir, n))]
+    if held:
+        raise ConfigError(f"{out_dir} already holds exported programs ({', '.join(held[:3])}"
+                          f"{', ...' if len(held) > 3 else ''}); refusing to overwrite them: pass --overwrite "
+                          "to replace them, or choose another --out")
+
+
+def export_all(o: ExportOptions, out_dir: str, log=print, overwrite: bool = False) -> list[str]:
+    """Export every program of every network into `out_dir`; the failures, one line each.
+
+    Every file is written atomically (`ecg_jax.atomic`): an interrupted export leaves whole files only.
+    An earlier export in `out_dir` is refused unless `overwrite` (`check_no_earlier_export`)."""
     import jax
 
     from ecg_jax.models import MODEL_NAMES, create_model
     from ecg_jax.train import sharding
 
     check_options(o)
+    check_no_earlier_export(out_dir, o.networks or MODEL_NAMES, overwrite)
     use_cpu_devices(o.devices)
     mesh = sharding.member_mesh(jax.devices()[:o.devices])
     os.makedirs(out_dir, exist_ok=True)
@@ -243,8 +262,10 @@ def export_all(o: ExportOptions, out_dir: str, log=print) -> list[str]:
                 log(failures[-1])
                 continue
             suffix = ARTEFACT_SUFFIXES[summary["artefact"]]
-            with open(os.path.join(folder, f"{program}{suffix}"), "wb") as f:
-                f.write(blob)
+            path = os.path.join(folder, f"{program}{suffix}")
+            with disk_full_as_one_line(folder, os.path.basename(path)), atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(blob)
             summary["serialized_bytes"] = len(blob)
             write_text_atomic(os.path.join(folder, f"{program}.json"),
                               json.dumps({"network": name, "program": program, **summary}, indent=1))

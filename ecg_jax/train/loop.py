@@ -103,6 +103,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     check_gpu_determinism(bool(config.train.get("gpu_deterministic", False)))   # set by the entry point
     require_data(config, workdir)
     check_workdir_config(config, workdir)
+    checkpoints.check_epochs_not_behind(workdir, int(config.train.epochs))   # config.json agrees with them
     read_layout(workdir)   # a damaged members.json: one line now, not after the data are prepared
     main = is_main_process()
     source = None
@@ -149,7 +150,7 @@ class _Run:
 
 
 def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epoch_end,
-                        source: dict | None = None) -> list[dict]:
+                        source: dict | None = None, set_aside_damaged: bool = False) -> list[dict]:
     config = experiment.config
     tic = time.perf_counter()
     held = hold_out_validation(prepare_data(config), config)
@@ -160,6 +161,9 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
     experiment = experiment.with_train_windows(prepared.n_train)
     if main:
         card = {**data_card(prepared, config), **held.card_fields()}
+        # A pure derived file, safe to rebuild (issue 30 review): every field is computed from the config
+        # and the prepared data (sizes, per-dataset statistics, the cache key), none from an earlier run,
+        # so a damaged card is rebuilt, said in one WARNING line (_read_json), never refused.
         if _read_json(os.path.join(workdir, "data_card.json")) != card:   # never rewritten unchanged
             write_data_card(card, workdir)
         save_config(config, os.path.join(workdir, "config.json"))
@@ -216,7 +220,8 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
             run.progress.close()
 
     if main:
-        write_examples(workdir, prepared, experiment.members, examples)
+        # the epoch its rows are scored at (check_epochs_not_behind: never past train.epochs)
+        write_examples(workdir, prepared, experiment.members, examples, epochs=int(config.train.epochs))
         replace_rows(os.path.join(workdir, "results.jsonl"), rows)
     return rows
 

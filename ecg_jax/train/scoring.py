@@ -165,10 +165,13 @@ def example_key(m: Member) -> str:
     return key if not m.point else f"sweep/{m.point_name}/{key}"
 
 
-def write_examples(workdir: str, prepared, members: Sequence[Member], examples: dict) -> None:
+def write_examples(workdir: str, prepared, members: Sequence[Member], examples: dict,
+                   epochs: int | None = None) -> None:
     """`examples.npz`: the first test window of each dataset, clean, noisy and every member's output.
 
-    Keys: "clean" (L, C); "noisy/<noise>/<snr>"; "denoised/<noise>/<snr>/<seed>".
+    Keys: "clean" (L, C); "noisy/<noise>/<snr>"; "denoised/<noise>/<snr>/<seed>"; "epochs" (a scalar:
+    the epoch the outputs come from, as the results rows' "epochs", so the example figures and the
+    tables can be checked to show the same models).
     """
     first_test = prepared.rows(slice(prepared.n_train, prepared.n_train + 1))
     out = {"clean": np.asarray(first_test.clean[0])}
@@ -181,4 +184,6 @@ def write_examples(workdir: str, prepared, members: Sequence[Member], examples: 
     for m in members:   # a sweep's first point stands for the sweep in the example figures
         if m.point and m.point == first_point and example_key(m) in examples:
             out[example_key(dataclasses.replace(m, point=()))] = examples[example_key(m)]
+    if epochs is not None:
+        out["epochs"] = np.asarray(int(epochs))
     save_npz_atomic(os.path.join(workdir, "examples.npz"), out)
