@@ -34,7 +34,7 @@ def throughput(workdir: str, steps_per_epoch: int) -> tuple[float, float]:
         row = json.loads(line)
         if row["epoch"] > 1:
             steps += steps_per_epoch * len(row["members"])
-            seconds += row["seconds"]
+            seconds += row["epoch_seconds"]
     return steps, seconds
 
 
