@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark-layouts": ("benchmark_layouts", "training speed per device layout (processes x devices)"),
     "benchmark-denoise": ("benchmark_denoise", "compare denoisers on held-out records"),
     "benchmark-memory": ("benchmark_memory", "compiled memory per member and XLA cost per member-step"),
+    "benchmark-sweep": ("benchmark_sweep", "a hyperparameter sweep as one run against its points one by one"),
     "export-programs": ("export_programs", "lower every network's programs for GPU/TPU with jax.export"),
 }
 # Flags that ask for a subcommand's help; absl's own --helpfull still lists every flag.
