@@ -128,7 +128,7 @@ def programs_of(name: str, o: ExportOptions, mesh) -> dict:
     n = experiment.padded(experiment.members)          # the program's member count (padded to the mesh)
     segments = 3                                       # emb: the bw, em and ma segment sets
     state = experiment.abstract_state(n)
-    consts = abstract_member_consts(n, segments, s.channels)
+    consts = abstract_member_consts(n, segments, s.channels, experiment.n_decays)   # as training passes them
     shape = lambda *dims, dtype=jnp.float32: jax.ShapeDtypeStruct(dims, dtype)
     train = SplitArrays(shape(o.train_windows, s.window, s.channels),
                         shape(segments, o.train_windows, s.window, s.channels))
