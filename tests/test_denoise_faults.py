@@ -19,7 +19,6 @@ M  a full disk while writing the output: one line, nothing left
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -578,3 +577,15 @@ def test_a_full_disk_while_writing_the_output_is_one_line_and_leaves_nothing(tmp
         with pytest.raises(DiskFullError, match=rf"^no space left in {tmp_path} while writing {output} \(.* free\)"):
             denoise_file(str(tmp_path / "a.csv"), str(tmp_path / output), fs=360, weights=weights, progress=False)
         assert files_in(tmp_path) == before
+
+
+def test_cli_output_under_a_regular_file_is_one_line_before_reading(tmp_path):
+    """--output whose folder is a regular file: one line naming --output, nothing written, exit 2."""
+    src = tmp_path / "rec.csv"
+    write_csv(src)
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    before = files_in(tmp_path)
+    result = run_script("denoise.py", str(src), "--fs", "360", "--output", str(blocker / "out.npy"), cwd=tmp_path)
+    one_line_exit_2(result, "is a file, not a folder", "--output")
+    assert files_in(tmp_path) == before

@@ -19,6 +19,7 @@ import sys
 from absl import flags
 
 from ecg_jax.errors import DenoiseInputError
+from ecg_jax.workdir import check_output_file
 
 _OUTPUT = flags.DEFINE_string("output", None, "Output file: .csv, .npy or .hea (WFDB).", required=True)
 # A string flag, parsed in main: absl's own float parsing answers "--fs abc" with two lines and exit 1.
@@ -58,6 +59,8 @@ def main(argv):
     if _WEIGHTS.value and _WORKDIR.value:
         raise DenoiseInputError("give either --weights or --workdir, not both")
     fs = parse_fs(_FS.value)
+    if _OUTPUT.value:   # a folder that cannot take the output: one line now, before the recording is read
+        check_output_file(_OUTPUT.value, "--output")
     # lazy: the heavy code loads after the flags are parsed, so --help and flag errors are fast
     from ecg_jax.denoise import denoise_file
 
