@@ -25,6 +25,8 @@ from ecg_jax import local_processes
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_ARGS = ["--config", os.path.join(REPO, "configs", "unet.py:smoke"), "--config.seeds=4",
               "--config.data.n_windows=640", "--config.train.epochs=2", "--config.data.source=synthetic"]
+# A sweep's members (2 seeds x 2 learning rates, the validation split held out) over the same meshes.
+SWEEP_ARGS = ["--config.seeds=2", "--config.sweep.train.learning_rate=1e-3,3e-4"]
 TIMEOUT = 600
 
 
@@ -44,8 +46,11 @@ def rows_of(workdir) -> list[dict]:
 
 
 def assert_rows_close(a: list[dict], b: list[dict], rtol: float) -> None:
-    assert [(r["noise_type"], r["snr_db"], r["seed"]) for r in a] == [(r["noise_type"], r["snr_db"], r["seed"]) for r in b]
-    for x, y in zip(a, b):
+    def keys(rows):
+        return [(r["noise_type"], r["snr_db"], r["seed"]) for r in rows]
+
+    assert keys(a) == keys(b)
+    for x, y in zip(a, b, strict=True):
         for k in x["metrics"]:
             np.testing.assert_allclose(x["metrics"][k], y["metrics"][k], rtol=rtol, err_msg=k)
 
@@ -55,9 +60,11 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("multiprocess")
     env = {"ECG_JAX_CACHE": str(root / "cache")}
     out = {}
-    for name, processes, devices in (("2x2", 2, 2), ("1x2", 1, 2), ("1x4", 1, 4)):
+    for name, processes, devices in (("2x2", 2, 2), ("1x2", 1, 2), ("1x4", 1, 4), ("sweep-2x2", 2, 2),
+                                     ("sweep-1x4", 1, 4)):
         workdir = root / name
-        out[name + "_stderr"] = run_script("train.py", TRAIN_ARGS + [f"--workdir={workdir}"], processes, devices, env)
+        args = TRAIN_ARGS + (SWEEP_ARGS if name.startswith("sweep") else []) + [f"--workdir={workdir}"]
+        out[name + "_stderr"] = run_script("train.py", args, processes, devices, env)
         out[name] = workdir
     out["env"] = env
     return out
@@ -91,7 +98,7 @@ def final_state_leaves(workdir) -> list[np.ndarray]:
     for ci, chunk in enumerate(workdir_chunks(str(workdir), experiment)):
         state = sharding.to_host(restore_chunk(experiment, str(workdir), ci, chunk)[1])
         per_chunk.append([x[:len(chunk)] for x in jax.tree_util.tree_leaves(state)])
-    return [np.concatenate(parts) for parts in zip(*per_chunk)]   # member-leading, whatever the chunks
+    return [np.concatenate(parts) for parts in zip(*per_chunk, strict=True)]   # member-leading, whatever the chunks
 
 
 def test_two_processes_equal_one_process_of_the_same_mesh(runs):
@@ -99,7 +106,18 @@ def test_two_processes_equal_one_process_of_the_same_mesh(runs):
     metrics, and every array of every member's final state."""
     a, b = rows_of(runs["2x2"]), rows_of(runs["1x4"])
     assert [r["metrics"] for r in a] == [r["metrics"] for r in b]
-    for x, y in zip(final_state_leaves(runs["2x2"]), final_state_leaves(runs["1x4"])):
+    for x, y in zip(final_state_leaves(runs["2x2"]), final_state_leaves(runs["1x4"]), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_two_processes_equal_one_process_for_a_sweeps_members(runs):
+    """Sweep points are members like seeds: 2 processes x 2 devices give 1 x 4's numbers bit for bit,
+    test and validation metrics and every member's final state."""
+    a, b = rows_of(runs["sweep-2x2"]), rows_of(runs["sweep-1x4"])
+    assert len(a) == 4 and {r["sweep_point"] for r in a} == {"learning_rate=0.001", "learning_rate=0.0003"}
+    assert [(r["sweep_point"], r["seed"], r["metrics"], r["validation_metrics"]) for r in a] == \
+        [(r["sweep_point"], r["seed"], r["metrics"], r["validation_metrics"]) for r in b]
+    for x, y in zip(final_state_leaves(runs["sweep-2x2"]), final_state_leaves(runs["sweep-1x4"]), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
