@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-
 from torch_final_cnns import PooledEncoderDecoder
 
 CHANNELS = (2, 16, 32, 64, 128)

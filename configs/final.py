@@ -23,7 +23,6 @@ import ml_collections
 
 from ecg_jax.configs import common
 
-
 # The networks of the reference's final README (models.md, "Final revision
 # networks"): the main comparison, then DANCE's component and ablation variants.
 # `unet` is the final U-Net, kernels (17, 17, 7, 7); `dacnn_final` the final DACNN

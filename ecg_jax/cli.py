@@ -7,12 +7,22 @@ import sys
 from typing import Callable, NoReturn
 
 from ecg_jax.errors import EcgJaxError, one_line
+from ecg_jax.interrupts import (
+    DEFAULT_PEER_TIMEOUT_S,
+    JAX_HEARTBEAT_EXTRA_S,
+    Interrupted,
+    caused_by_signal,
+    end_peer_watch,
+    exit_interrupted,
+    finish,
+    install_signal_handlers,
+    is_disk_full,
+    raise_if_received,
+    settle_with_peers,
+    watch_peers,
+)
 from ecg_jax.process_settings import apply_for_command
 from ecg_jax.quiet_logs import quiet_orbax
-from ecg_jax.interrupts import (DEFAULT_PEER_TIMEOUT_S, JAX_HEARTBEAT_EXTRA_S, Interrupted, end_peer_watch,
-                                caused_by_signal, exit_interrupted, finish,
-                                install_signal_handlers, is_disk_full,
-                                raise_if_received, settle_with_peers, watch_peers)
 
 XLA_CACHE_ENV = "ECG_JAX_XLA_CACHE"
 # XLA:CPU reads its thread-pool size from these (the first set wins), else counts the cores.
@@ -205,7 +215,8 @@ def _default_config_error(path: str, e: Exception) -> str:
         known = field_paths(module.get_config(arg or None))
     except Exception:  # noqa: BLE001 -- the default file itself is broken: `e` says why
         known = []
-    return (_unknown_override(known, sys.argv[1:], "config") if known else None) or f"--config: {one_line(e, typed=False)}"
+    unknown = _unknown_override(known, sys.argv[1:], "config") if known else None
+    return unknown or f"--config: {one_line(e, typed=False)}"
 
 
 def _unknown_override(known: list[str], argv: list[str], name: str) -> str | None:
@@ -295,7 +306,8 @@ def run_main(main: Callable[[list[str]], None], distributed: bool = False) -> Ca
                 finish()
                 raise
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-            _stop(f"error: no space left on the device{where}: {one_line(e, typed=False)}; free some space and rerun", 2)
+            _stop(f"error: no space left on the device{where}: {one_line(e, typed=False)}; "
+                  "free some space and rerun", 2)
         finish()   # from here a signal is the line and exit 130/143 at once, not a raise into absl's exit
 
     return wrapped

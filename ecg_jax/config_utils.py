@@ -463,7 +463,7 @@ def resolve_lr_schedule(t: ml_collections.ConfigDict) -> ml_collections.ConfigDi
     if len(epochs) != len(factors):
         raise ConfigError(f"train.lr_decay_epoch has {len(epochs)} value(s) and train.lr_decay_factor "
                           f"{len(factors)}; give one factor per epoch")
-    if any(b <= a for a, b in zip(epochs, epochs[1:])):
+    if any(b <= a for a, b in zip(epochs, epochs[1:], strict=False)):   # neighbouring pairs: one shorter
         raise ConfigError(f"train.lr_decay_epoch must increase, got {', '.join(map(str, epochs))}")
     return ml_collections.ConfigDict({**t.to_dict(), "lr_decay_epoch": epochs, "lr_decay_factor": factors})
 
@@ -545,7 +545,8 @@ def _lists_to_tuples(x: Any) -> Any:
     return x
 
 
-def config_differences(saved: Any, new: Any, ignore: Sequence[str] = (), prefix: str = "") -> list[tuple[str, Any, Any]]:
+def config_differences(saved: Any, new: Any, ignore: Sequence[str] = (),
+                       prefix: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted path, saved value, new value) for every leaf field that differs, except `ignore`d paths."""
     if isinstance(saved, dict) and isinstance(new, dict):
         out = []

@@ -262,7 +262,7 @@ def hold_during_imports() -> None:
     a Ctrl-C there waits for them (a second or two) and then ends in the usual line. Done by wrapping
     importlib's `_find_and_load`, which every import of a module not yet loaded goes through (the
     `import` statement and importlib.import_module alike); modules already loaded are not affected."""
-    import importlib._bootstrap as bootstrap   # the frozen module the interpreter's imports call into
+    import importlib._bootstrap as bootstrap  # the frozen module the interpreter's imports call into
 
     load = getattr(bootstrap, "_find_and_load", None)
     if load is None or getattr(load, "_ecg_jax_held", False):

@@ -62,14 +62,16 @@ def quiet_orbax() -> None:
 
     logging.getLogger("absl").addFilter(DropOrbaxRecords())
     logging.getLogger("asyncio").addFilter(DropOrbaxRecords())
-    # Reads abandoned on a damaged checkpoint, and writes abandoned when the disk fills, leave orbax coroutines unawaited.
+    # Reads abandoned on a damaged checkpoint, and writes abandoned when the disk fills, leave orbax coroutines
+    # unawaited.
     warnings.filterwarnings("ignore", message=r"coroutine '(_read_array_index_and_device_put|async_serialize_from_host"
                             r"\.<locals>\.write_fragment)' was never awaited", category=RuntimeWarning)
     previous_hook = sys.unraisablehook
 
     def hook(unraisable) -> None:
         exc = unraisable.exc_value
-        if (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed") or _from_orbax(unraisable.exc_traceback):
+        if ((isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed")
+                or _from_orbax(unraisable.exc_traceback)):
             return
         previous_hook(unraisable)
 

@@ -119,10 +119,10 @@ def sweep_points(config) -> list[dict]:
         if len(set(lengths.values())) != 1:
             raise ConfigError("sweep.mode=zip pairs the i-th values of every axis, but the axes have "
                               + ", ".join(f"{n}: {k}" for n, k in lengths.items()) + " values; give each as many")
-        combos = list(zip(*axes.values()))
+        combos = list(zip(*axes.values(), strict=True))
     else:
         combos = list(itertools.product(*axes.values()))
-    points = [dict(zip(names, combo)) for combo in combos]
+    points = [dict(zip(names, combo, strict=True)) for combo in combos]
     t = config.train
     decays = set()
     for p in points:
@@ -131,7 +131,7 @@ def sweep_points(config) -> list[dict]:
         if len(epochs) != len(factors):
             raise ConfigError(f"sweep point {point_name(p)} has {len(epochs)} decay epoch(s) and {len(factors)} "
                               "factor(s); give one factor per epoch")
-        if any(b <= a for a, b in zip(epochs, epochs[1:])):
+        if any(b <= a for a, b in zip(epochs, epochs[1:], strict=False)):   # neighbouring pairs: one shorter
             raise ConfigError(f"sweep point {point_name(p)}: lr_decay_epoch must increase")
         decays.add(len(epochs))
     if len(decays) > 1:
@@ -144,7 +144,8 @@ def point_name(point: dict) -> str:
     """A short stable label of a point: "learning_rate=0.0003,weight_decay=0" ("config" for {})."""
     if not point:
         return "config"
-    show = lambda v: "/".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
+    def show(v):
+        return "/".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
     return ",".join(f"{n}={show(point[n])}" for n in SWEEPABLE if n in point)
 
 

@@ -1,7 +1,8 @@
 """Per-member compiled memory of every network's training program, and XLA's cost of one member-step.
 
-The `ecg-jax benchmark-memory` command (its flags and code: ecg_jax/commands/benchmark_memory.py), kept as a script:
-`python scripts/benchmark_memory.py ...` is `ecg-jax benchmark-memory ...`. Needs the package installed (pip install -e .).
+The `ecg-jax benchmark-memory` command (its flags and code: ecg_jax/commands/benchmark_memory.py), kept as a
+script: `python scripts/benchmark_memory.py ...` is `ecg-jax benchmark-memory ...`. Needs the package installed
+(pip install -e .).
 """
 
 import sys

@@ -1,7 +1,8 @@
 """Lower every network's training and evaluation programs for GPUs/TPUs here, with jax.export.
 
-The `ecg-jax export-programs` command (its flags and code: ecg_jax/commands/export_programs.py), kept as a script:
-`python scripts/export_programs.py ...` is `ecg-jax export-programs ...`. Needs the package installed (pip install -e .).
+The `ecg-jax export-programs` command (its flags and code: ecg_jax/commands/export_programs.py), kept as a
+script: `python scripts/export_programs.py ...` is `ecg-jax export-programs ...`. Needs the package installed
+(pip install -e .).
 """
 
 import sys

@@ -51,13 +51,15 @@ def _problem(batch: int):
                           mean=np.array([0.1, -0.2]), std=np.array([1.3, 0.7]))
     settings = engine.TrainSettings(batch_size=batch, steps_per_epoch=N_WINDOWS // batch, window=LENGTH,
                                     channels=2, learning_rate=1e-3, lr_decay_epoch=1, lr_decay_factor=0.1)
-    to64 = lambda tree: jax.tree_util.tree_map(
-        lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a), tree)
+    def to64(tree):
+        return jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a), tree)
     return to64(data), to64(consts), settings
 
 
 def _float64_state(state: engine.MemberState) -> engine.MemberState:
-    cast = lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    def cast(a):
+        return a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a
     return state._replace(params=jax.tree_util.tree_map(cast, state.params),
                           batch_stats=jax.tree_util.tree_map(cast, state.batch_stats),
                           opt_state=jax.tree_util.tree_map(cast, state.opt_state))
@@ -65,7 +67,7 @@ def _float64_state(state: engine.MemberState) -> engine.MemberState:
 
 def _relative_gap(got, want) -> float:
     """max |got - want| over a tree, over max |want| (0 for a tree with nothing to compare)."""
-    pairs = list(zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)))
+    pairs = list(zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True))
     floats = [(np.asarray(g), np.asarray(w)) for g, w in pairs if np.asarray(w).dtype.kind == "f"]
     if not floats:
         return 0.0
@@ -85,10 +87,12 @@ def run(name: str, eager: bool) -> dict[str, dict]:
     # Initialised in float32 as training does, then every float promoted to float64.
     with jax.enable_x64(False):
         state = jax.jit(engine.make_init_one(model, settings))(np.int32(0))
-    one_member = lambda tree: jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], tree)
+    def one_member(tree):
+        return jax.tree_util.tree_map(lambda a: jnp.asarray(a)[None], tree)
     state, consts = one_member(_float64_state(jax.device_get(state))), one_member(consts)
     # The function the training program compiles: shuffle, then a scan of the vmapped step.
-    epoch = lambda st: engine.make_member_epoch(model, settings)(st, consts, data)
+    def epoch(st):
+        return engine.make_member_epoch(model, settings)(st, consts, data)
     x = data.clean[:batch] + data.noise[0, :batch]
 
     def evaluate(st):  # evaluation reads the running statistics the epoch left
@@ -98,7 +102,7 @@ def run(name: str, eager: bool) -> dict[str, dict]:
     def trees(new_state, losses, out):
         assert not bool(np.any(new_state.diverged)), f"{name}: the epoch diverged"
         return jax.device_get(dict(zip(TREES, (losses, new_state.params, new_state.batch_stats,
-                                                new_state.opt_state, out))))
+                                                new_state.opt_state, out), strict=True)))
 
     jitted_state, jitted_losses = jax.jit(epoch)(state)
     found = {"jitted": trees(jitted_state, jitted_losses, jax.jit(evaluate)(jitted_state))}

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import pywt
 
-from ecg_jax.baselines import (BASELINES, dwt_denoise, fft_denoise, score_baseline, search_threshold,
-                               soft_threshold_signed_max)
+from ecg_jax.baselines import (
+    BASELINES,
+    dwt_denoise,
+    fft_denoise,
+    score_baseline,
+    search_threshold,
+    soft_threshold_signed_max,
+)
 from ecg_jax.errors import ConfigError
 from ecg_jax.metrics import METRIC_NAMES
 

@@ -8,10 +8,19 @@ import pytest
 import pywt
 
 from ecg_jax import baselines
+from ecg_jax.baselines import (
+    denormalize,
+    dwt_universal_denoise,
+    emd_denoise,
+    normalize,
+    reference_settings,
+    reference_slice,
+    score_baselines_on_grid,
+    score_denoised,
+    search_universal,
+    universal,
+)
 from ecg_jax.baselines import emd as emd_lib
-from ecg_jax.baselines import universal
-from ecg_jax.baselines import (denormalize, dwt_universal_denoise, emd_denoise, normalize, reference_settings,
-                               reference_slice, score_baselines_on_grid, score_denoised, search_universal)
 from ecg_jax.errors import ConfigError
 
 L = 256
@@ -193,11 +202,12 @@ def fake_prepared(n_train=6, n_test=4, seed=5):
 
 
 def final_config(**baseline_overrides):
+    import importlib.util
+    import os
+
     import ml_collections
 
     from ecg_jax.config_utils import resolve_config
-    import importlib.util
-    import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "default.py")
     spec = importlib.util.spec_from_file_location("default_config", path)
     module = importlib.util.module_from_spec(spec)

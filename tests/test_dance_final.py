@@ -26,7 +26,6 @@ if importlib.util.find_spec("torch") is None:
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -34,10 +33,8 @@ import torch_dance_final  # noqa: E402
 from twin_parity import check_parity  # noqa: E402
 
 from ecg_jax.errors import ConfigError  # noqa: E402
-from ecg_jax.models import (REFERENCE_PARAM_COUNTS, count_params, create_model,  # noqa: E402
-                            model_options)
-from ecg_jax.models.dance_final import (AREM, ATNC, CBAM, SE, DepthwiseConv1d,  # noqa: E402
-                                        DANCEFinal)
+from ecg_jax.models import REFERENCE_PARAM_COUNTS, count_params, create_model, model_options  # noqa: E402
+from ecg_jax.models.dance_final import AREM, ATNC, CBAM, SE, DANCEFinal, DepthwiseConv1d  # noqa: E402
 
 NAMES = ("dance_final", "dance_final_se", "dance_final_cbam", "dance_final_eca",
          "dance_final_atnc", "dance_final_arem")

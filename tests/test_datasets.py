@@ -63,8 +63,8 @@ def test_full_protocol_sizes_and_disjoint_split(full):
     assert all(p.noise[t].shape == (10000, 256, 2) for t in ("bw", "em", "ma"))
     assert (p.n_train, p.n_test, p.pool_size) == (8000, 2000, 12144)
     assert len(p.record_names) == 48 and list(p.record_names) == sorted(p.record_names)
-    train = set(zip(p.train.window_records.tolist(), p.train.window_starts.tolist()))
-    test = set(zip(p.test.window_records.tolist(), p.test.window_starts.tolist()))
+    train = set(zip(p.train.window_records.tolist(), p.train.window_starts.tolist(), strict=True))
+    test = set(zip(p.test.window_records.tolist(), p.test.window_starts.tolist(), strict=True))
     assert len(train) == 8000 and len(test) == 2000 and not train & test
     assert (card["n_windows"], card["n_train"], card["n_test"]) == (10000, 8000, 2000)
 
@@ -123,7 +123,7 @@ def test_norm_stats_use_training_windows_only(full):
     clean = p.clean.copy()
     clean[p.n_train + 5] += 100.0  # a test window
     test_changed = dataclasses.replace(p, clean=clean).norm_stats("bw", 0)
-    assert all(np.array_equal(a, b) for a, b in zip(base, test_changed))
+    assert all(np.array_equal(a, b) for a, b in zip(base, test_changed, strict=True))
     clean[5] += 100.0  # a training window
     train_changed = dataclasses.replace(p, clean=clean).norm_stats("bw", 0)
     assert not np.array_equal(base[0], train_changed[0])

@@ -256,8 +256,8 @@ def test_weights_round_trip_and_the_ensemble_of_two_dancers(dancer_weights):
     np.testing.assert_allclose(m, mean)
     np.testing.assert_allclose(s, std)
     for k in (0, 1):
-        for a, b in zip(jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a: a[k], variables)),
-                        jax.tree_util.tree_leaves(members[k])):
+        for a, b in zip(jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, k=k: a[k], variables)),
+                        jax.tree_util.tree_leaves(members[k]), strict=True):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(WeightsError, match="refusing to overwrite"):
         save_weights(path, variables, m, s, meta)

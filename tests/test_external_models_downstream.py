@@ -16,10 +16,10 @@ import textwrap
 import ml_collections
 import numpy as np
 import pytest
+from test_external_models import BROKEN, HEADER, TINY_NET, error_line, write
 
 from ecg_jax.errors import ConfigError
 from ecg_jax.network_flags import add_option_fields, adopt_model_options, command_line_options
-from test_external_models import BROKEN, HEADER, TINY_NET, error_line, write
 
 SMALL = ["--config.data.source=synthetic", "--config.data.window=64", "--config.data.n_windows=160",
          "--config.train.batch_size=32", "--config.data.synthetic_records=2", "--config.data.synthetic_samples=65000",
@@ -125,7 +125,7 @@ def test_an_external_network_killed_mid_run_resumes_to_the_uninterrupted_results
     from ecg_jax.denoise.runs import restore_members
 
     x, y = restore_members(str(tmp_path / "W")), restore_members(str(tmp_path / "full"))
-    for u, v in zip(*(jax_leaves(r.variables) for r in (x, y))):
+    for u, v in zip(*(jax_leaves(r.variables) for r in (x, y)), strict=True):
         np.testing.assert_array_equal(u, v)
 
 

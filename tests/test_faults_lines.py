@@ -17,7 +17,6 @@ import sys
 import time
 
 import pytest
-
 from test_faults_workdir import TINY, env_for, error_lines
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,7 +16,6 @@ import sys
 import time
 
 import pytest
-
 from test_faults_workdir import C_LOG_NOISE, TINY, env_for
 
 STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}

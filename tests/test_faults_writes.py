@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 import pytest
+from test_denoise_faults import files_in, one_line_exit_2, save_scale_weights, scale_network, write_csv, write_wfdb  # noqa: F401
+from test_faults_disk import assert_one_line_disk_full, env_for, fill, leftovers, small_disk  # noqa: F401
 
 from ecg_jax.denoise.files import denoise_file
 from ecg_jax.denoise.resampling import MAX_FS, MIN_FS
@@ -28,9 +30,6 @@ from ecg_jax.interrupts import DiskFullError
 from ecg_jax.metrics import METRIC_NAMES
 from ecg_jax.report import figures
 from ecg_jax.results import append_rows, make_row
-from test_denoise_faults import (files_in, one_line_exit_2, save_scale_weights, scale_network,  # noqa: F401
-                                 write_csv, write_wfdb)
-from test_faults_disk import assert_one_line_disk_full, env_for, fill, leftovers, small_disk  # noqa: F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

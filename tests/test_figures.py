@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from ecg_jax.report import figures  # noqa: E402
 from ecg_jax.metrics import METRIC_NAMES  # noqa: E402
+from ecg_jax.report import figures  # noqa: E402
 from ecg_jax.results import make_row  # noqa: E402
 
 L = 128
@@ -114,7 +114,7 @@ def test_example_figure_lines_legend_and_labels(show):
         assert len(set(colours)) == len(colours)
         np.testing.assert_allclose(lines[0].get_ydata(), noisy[:, lead])
         np.testing.assert_allclose(lines[-1].get_ydata(), clean[:, lead])
-        for ln, name in zip(lines[1:-1], expected):
+        for ln, name in zip(lines[1:-1], expected, strict=True):
             np.testing.assert_allclose(ln.get_ydata(), outputs[name][:, lead])
         assert ax.get_ylabel() == f"lead {lead + 1} (mV)"
     assert "time (s)" in axes[-1].get_xlabel() and "360 Hz" in axes[-1].get_xlabel()

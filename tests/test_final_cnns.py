@@ -32,8 +32,16 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from torch_final_cnns import (DACNN_FINAL_KERNELS, ChannelECA, ResidualShrinkageBlock, Shrink,  # noqa: E402
-                              TorchDACNN, count_params, create_torch_model, to_flax)
+from torch_final_cnns import (  # noqa: E402
+    DACNN_FINAL_KERNELS,
+    ChannelECA,
+    ResidualShrinkageBlock,
+    Shrink,
+    TorchDACNN,
+    count_params,
+    create_torch_model,
+    to_flax,
+)
 from twin_parity import check_parity, state_of  # noqa: E402
 
 from ecg_jax.models import count_params as flax_count_params  # noqa: E402

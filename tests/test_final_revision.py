@@ -50,7 +50,7 @@ def write_sums(folder: str) -> None:
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("physionet")
     rng = np.random.default_rng(7)
-    for name, n in zip(RECORDS, LENGTHS):
+    for name, n in zip(RECORDS, LENGTHS, strict=True):
         t = np.arange(n) / 360
         ecg = np.stack([np.sin(2 * np.pi * 1.2 * t), 0.5 * np.cos(2 * np.pi * 0.9 * t)], axis=1)
         write_record(str(root / "mitdb"), name, ecg + 0.05 * rng.standard_normal((n, 2)))

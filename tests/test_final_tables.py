@@ -1,11 +1,8 @@
 """The final revision's four tables (ecg_jax/report/final.py), against hand-computed cells."""
 
-import json
 import os
 import subprocess
 import sys
-
-import pytest
 
 from ecg_jax import report
 from ecg_jax.metrics import METRIC_NAMES

@@ -71,7 +71,8 @@ def test_front_door_lists_every_command_and_refuses_unknown_ones(tmp_path):
         assert sum(line.split()[:1] == [name] for line in lines) == 1, (name, proc.stdout)
     bad = run(FRONT_DOOR + ["trian", "--workdir=W"], tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.strip() == "error: unknown command 'trian'; did you mean train? (python -m ecg_jax --help lists them)"
+    assert bad.stderr.strip() == ("error: unknown command 'trian'; did you mean train? "
+                                  "(python -m ecg_jax --help lists them)")
     assert run(FRONT_DOOR, tmp_path).returncode == 2
 
 
@@ -116,7 +117,8 @@ def test_config_given_by_name_equals_the_file(tmp_path):
 
 
 # Changing the module path (reading it, e.g. to say where a module was looked for, is fine).
-SYS_PATH_CHANGE = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend|remove|pop|clear)\b|\+=|=(?!=)|\[[^]]*\]\s*=(?!=))")
+SYS_PATH_CHANGE = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend|remove|pop|clear)\b"
+                             r"|\+=|=(?!=)|\[[^]]*\]\s*=(?!=))")
 
 
 def test_no_sys_path_manipulation_and_scripts_are_thin_wrappers():

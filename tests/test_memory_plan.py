@@ -87,6 +87,7 @@ def test_members_per_program_takes_the_accelerator_branch_off_the_cpu(monkeypatc
     member counts it is asked about are those of the abstract states it builds."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"))
     import common
+
     from ecg_jax.config_utils import resolve_config
     from ecg_jax.train.device_data import SplitArrays
     from ecg_jax.train.experiment import Experiment
@@ -143,5 +144,6 @@ def test_grid_prediction_by_hand():
     assert low == pytest.approx(GRIDS["paper"] * 4e-3) and high == pytest.approx(GRIDS["paper"] * 4e-3)
     # TF32 (495 TFLOP/s): compute 67e9 / (495e12 x 0.25) = 0.54 ms, memory still 4 ms
     low, high = out["final"]["H100 SXM (1 GPU), default"]
-    assert low == pytest.approx(GRIDS["final"] * 67e9 / (495e12 * 0.25)) and high == pytest.approx(GRIDS["final"] * 4e-3)
+    assert low == pytest.approx(GRIDS["final"] * 67e9 / (495e12 * 0.25))
+    assert high == pytest.approx(GRIDS["final"] * 4e-3)
     assert "final" not in grid_prediction([r for r in rows if r["network"] != "ralenet"])   # a network missing

@@ -67,7 +67,7 @@ def test_batch_independence():
     rng = np.random.default_rng(0)
     other = [x + rng.normal(size=x.shape) for x in (clean, den, noisy)]
     # Window A scored next to a different second window gives the same numbers.
-    mixed = window_metrics(*[np.stack([x[0], o[1]]) for x, o in zip((clean, den, noisy), other)])
+    mixed = window_metrics(*[np.stack([x[0], o[1]]) for x, o in zip((clean, den, noisy), other, strict=True)])
     alone = window_metrics(clean[:1], den[:1], noisy[:1])
     for k in METRIC_NAMES:
         assert float(mixed[k][0]) == pytest.approx(float(together[k][0]), rel=1e-6)

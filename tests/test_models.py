@@ -19,12 +19,37 @@ import numpy as np
 import pytest
 
 from ecg_jax.errors import ConfigError
-from ecg_jax.models import (DISPLAY_NAMES, MODEL_NAMES, REFERENCE_PARAM_COUNTS, count_params,
-                            create_model, model_options, reference_param_count)
-from ecg_jax.models.blocks import (APReLU, CAC, CSE, DAM, ECA, AttentionGate, ChannelShrink,
-                                   Shrinkage, SpatialShrink, soft_threshold)
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, Dense, conv1d, leaky_relu, max_pool2,
-                                   upsample_linear2)
+from ecg_jax.models import (
+    DISPLAY_NAMES,
+    MODEL_NAMES,
+    REFERENCE_PARAM_COUNTS,
+    count_params,
+    create_model,
+    model_options,
+    reference_param_count,
+)
+from ecg_jax.models.blocks import (
+    CAC,
+    CSE,
+    DAM,
+    ECA,
+    APReLU,
+    AttentionGate,
+    ChannelShrink,
+    Shrinkage,
+    SpatialShrink,
+    soft_threshold,
+)
+from ecg_jax.models.layers import (
+    BatchNorm,
+    Conv1d,
+    ConvTranspose1d,
+    Dense,
+    conv1d,
+    leaky_relu,
+    max_pool2,
+    upsample_linear2,
+)
 
 TEST_LENGTH = 64  # divisible by 16; compile time does not depend on it
 CIADNET_SWITCHES = [(True, True), (True, False), (False, True), (False, False)]
@@ -148,7 +173,7 @@ def test_upsample_gradients_do_not_depend_on_how_the_step_is_fused():
         return jax.lax.fori_loop(0, n, body, (p, jax.tree_util.tree_map(jnp.zeros_like, p)))[1]
 
     for a, b in zip(jax.tree_util.tree_leaves(jax.jit(grad)(params)),
-                    jax.tree_util.tree_leaves(jax.jit(in_loop)(jnp.int32(1), params))):
+                    jax.tree_util.tree_leaves(jax.jit(in_loop)(jnp.int32(1), params)), strict=True):
         np.testing.assert_array_equal(b, a)
 
 
@@ -207,20 +232,23 @@ def test_conv1d_gradients_equal_jax_autodiff_bit_for_bit(length, taps, stride, p
     """`layers.conv1d` on CPU writes its gradients in XLA:CPU's canonical layout (see its comment):
     the value and both gradients equal JAX's own differentiation of the same convolution exactly."""
     x, kernel = random_input((3, length, 5)), random_input((taps, 5, 6))
-    plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
-                                                      dimension_numbers=("NWC", "WIO", "NWC"))
-    ours = lambda x, k: conv1d(x, k, stride, padding, lhs_dilation)
+    def plain(x, k):
+        return jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
+                                            dimension_numbers=("NWC", "WIO", "NWC"))
+    def ours(x, k):
+        return conv1d(x, k, stride, padding, lhs_dilation)
     y, pull = jax.vjp(plain, x, kernel)
     y_ours, pull_ours = jax.vjp(ours, x, kernel)
     g = random_input(y.shape)
     np.testing.assert_array_equal(y_ours, y)
-    for ours_grad, jax_grad in zip(pull_ours(g), pull(g)):
+    for ours_grad, jax_grad in zip(pull_ours(g), pull(g), strict=True):
         np.testing.assert_array_equal(ours_grad, jax_grad)
 
 
 def _gradient_convolutions(f, x, kernel, platform: str) -> list[str]:
     """The convolutions of d/d(x, kernel) of sum(sin(f)) lowered for `platform`, operand names blanked."""
-    loss = lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+    def loss(x, k):
+        return jnp.sum(jnp.sin(f(x, k)))
     text = jax.jit(jax.grad(loss, argnums=(0, 1))).trace(x, kernel).lower(lowering_platforms=(platform,)).as_text()
     return sorted(re.sub(r"%[\w#]+", "%", line.strip()) for line in text.splitlines()
                   if "stablehlo.convolution" in line)
@@ -233,9 +261,11 @@ def test_conv1d_gradient_platform_is_chosen_when_lowering(stride, padding, lhs_d
     the CPU, the ones in XLA:CPU's canonical layout. The choice is `lax.platform_dependent`'s, made per
     lowering platform, not this process's backend."""
     x, kernel = random_input((2, 16, 3)), random_input((5, 3, 4))
-    plain = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
-                                                      dimension_numbers=("NWC", "WIO", "NWC"))
-    ours = lambda x, k: conv1d(x, k, stride, padding, lhs_dilation)
+    def plain(x, k):
+        return jax.lax.conv_general_dilated(x, k, (stride,), [padding], lhs_dilation=(lhs_dilation,),
+                                            dimension_numbers=("NWC", "WIO", "NWC"))
+    def ours(x, k):
+        return conv1d(x, k, stride, padding, lhs_dilation)
     for platform in ("cuda", "tpu"):
         mine = _gradient_convolutions(ours, x, kernel, platform)
         assert len(mine) == 3 and mine == _gradient_convolutions(plain, x, kernel, platform), platform
@@ -249,7 +279,7 @@ def test_conv1d_gradients_inside_a_loop_body_equal_the_top_level_ones():
     grads = jax.grad(lambda x, k: jnp.sum(jnp.tanh(conv1d(x, k, 2, (3, 3), 1))), argnums=(0, 1))
     top = jax.jit(grads)(x, kernel)
     looped = jax.jit(lambda x, k: jax.lax.scan(lambda c, _: (c, grads(x, c)), k, jnp.arange(2))[1])(x, kernel)
-    for a, b in zip(top, looped):
+    for a, b in zip(top, looped, strict=True):
         np.testing.assert_array_equal(b[0], a)
         np.testing.assert_array_equal(b[1], a)
 
@@ -479,7 +509,7 @@ def test_vmap_over_independent_parameter_sets_equals_loop(compiled):
         # Running statistics of BatchNorms over pooled features (a batch of 2 values: APReLU, DAM)
         # carry the output's reassociation noise too; dacnn_final's reach 6e-5 on one entry.
         jax.tree_util.tree_map(
-            lambda a, b: np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4),
+            lambda a, b, m=m: np.testing.assert_allclose(a[m], b, rtol=1e-4, atol=1e-4),
             state, state_m)
     assert not np.allclose(out[0], out[1])
 
@@ -518,7 +548,7 @@ def test_dacnn_final_is_its_own_stride_1_network():
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 64, 2)), train=False))
     assert count_params(shapes["params"]) == 258_457
     for length in (48, 40):   # three poolings: any multiple of 8
-        out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, length, 2)), train=False), shapes)
+        out = jax.eval_shape(lambda v, length=length: model.apply(v, jnp.zeros((2, length, 2)), train=False), shapes)
         assert out.shape == (2, length, 2)
 
 

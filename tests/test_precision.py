@@ -66,12 +66,13 @@ def test_rounding_reaches_every_convolution_forward_and_backward(rounding, bits)
         return jnp.sum(conv1d(x, k, 1, (2, 2), 1) * w)
 
     value, grads = jax.jit(with_policy(jax.value_and_grad(loss, argnums=(0, 1)), "highest", rounding))(x, k)
-    plain = lambda a, b: jax.lax.conv_general_dilated(a, b, **CONV)
+    def plain(a, b):
+        return jax.lax.conv_general_dilated(a, b, **CONV)
     xr, kr = _rounded(x, bits), _rounded(k, bits)
     y, pull = jax.vjp(plain, jnp.asarray(xr), jnp.asarray(kr))
     # The loss's own product y * w is elementwise (no rounding); its sum is XLA's, compared to float32 rounding.
     np.testing.assert_allclose(value, np.sum(np.asarray(y, np.float64) * w), rtol=1e-5)
-    for got, want in zip(grads, pull(jnp.asarray(w))):
+    for got, want in zip(grads, pull(jnp.asarray(w)), strict=True):
         np.testing.assert_array_equal(got, want)
     unrounded = jax.jit(jax.grad(loss, argnums=1))(x, k)
     assert not np.array_equal(unrounded, grads[1])   # the rounding did something
@@ -95,7 +96,8 @@ def test_rounding_reaches_inside_a_scan_and_matrix_products():
 
 def test_precision_is_written_into_the_lowered_program():
     x, k = jnp.ones((1, 16, 3)), jnp.ones((5, 3, 4))
-    f = lambda x, k: conv1d(x, k, 1, (2, 2), 1)
+    def f(x, k):
+        return conv1d(x, k, 1, (2, 2), 1)
     for name, hlo in (("highest", "HIGHEST"), ("high", "HIGH"), ("default", "DEFAULT")):
         text = jax.jit(with_policy(f, name)).lower(x, k).as_text()
         assert re.findall(r"precision (\w+)>", text) == [hlo, hlo], name
@@ -120,10 +122,10 @@ def test_on_cpu_every_precision_trains_the_same_bits_and_rounding_does_not():
                 lr_decay_epoch=(40,), lr_decay_factor=(0.1,))
     highest = _tiny_epoch(TrainSettings(**base, precision="highest"))
     for name in ("high", "default"):
-        for a, b in zip(highest, _tiny_epoch(TrainSettings(**base, precision=name))):
+        for a, b in zip(highest, _tiny_epoch(TrainSettings(**base, precision=name)), strict=True):
             np.testing.assert_array_equal(a, b)
     emulated = _tiny_epoch(TrainSettings(**base, conv_input_rounding="bfloat16"))
-    assert any(not np.array_equal(a, b) for a, b in zip(highest, emulated))
+    assert any(not np.array_equal(a, b) for a, b in zip(highest, emulated, strict=True))
 
 
 def test_config_validation_and_rows():
@@ -141,8 +143,8 @@ def test_config_validation_and_rows():
 
 
 def test_table_captions_name_the_precision():
-    from ecg_jax.results import make_row
     from ecg_jax.report import build_tables
+    from ecg_jax.results import make_row
 
     metrics = {"snr_db": 10.0, "rmse": 0.1, "snr_improvement_db": 14.0, "prd": 30.0, "ssd": 1.0, "mad": 0.5,
                "cosine": 0.9}

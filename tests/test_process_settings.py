@@ -18,8 +18,7 @@ import sys
 
 import pytest
 
-from ecg_jax.process_settings import (GPU_DETERMINISM_FLAG, apply_for_command, check_gpu_determinism,
-                                      command_config)
+from ecg_jax.process_settings import GPU_DETERMINISM_FLAG, apply_for_command, check_gpu_determinism, command_config
 
 PROBE = r"""
 import json, os, sys
@@ -50,9 +49,10 @@ def probe(args: list[str], tmp_path) -> dict:
 @pytest.fixture
 def deterministic_workdir(tmp_path):
     """A workdir whose config.json (as training saves it) asks for deterministic GPU kernels."""
+    import importlib.util
+
     from ecg_jax.cli import config_file
     from ecg_jax.config_utils import resolve_config, save_config
-    import importlib.util
 
     path = config_file("unet:smoke").partition(":")[0]
     spec = importlib.util.spec_from_file_location("_unet_config", path)

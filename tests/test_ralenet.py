@@ -37,8 +37,16 @@ from twin_parity import check_parity, state_of  # noqa: E402
 
 from ecg_jax.errors import ConfigError  # noqa: E402
 from ecg_jax.models import count_params, create_model, reference_param_count  # noqa: E402
-from ecg_jax.models.ralenet import (DropPath, Mlp, PatchMerging, PatchSeparate,  # noqa: E402
-                                    TransformerBlock, drop_path, relative_bias, sinusoid_table)
+from ecg_jax.models.ralenet import (  # noqa: E402
+    DropPath,
+    Mlp,
+    PatchMerging,
+    PatchSeparate,
+    TransformerBlock,
+    drop_path,
+    relative_bias,
+    sinusoid_table,
+)
 from ecg_jax.train import engine  # noqa: E402
 from ecg_jax.train.device_data import MemberConsts, SplitArrays  # noqa: E402
 
@@ -119,8 +127,9 @@ def test_relative_bias_covers_the_first_32_positions_only():
 
 def test_patch_merging_and_separation_layouts_by_hand():
     x = jnp.asarray(np.arange(2 * 4 * 2, dtype=np.float32).reshape(2, 4, 2))   # (B, L=4, C=2)
-    identity = lambda c: {"params": {"norm": {"scale": jnp.ones(c), "bias": jnp.zeros(c)},
-                                     "reduction": {"kernel": jnp.eye(c)}}}
+    def identity(c):
+        return {"params": {"norm": {"scale": jnp.ones(c), "bias": jnp.zeros(c)},
+                           "reduction": {"kernel": jnp.eye(c)}}}
 
     def layer_norm(a):
         a = np.asarray(a, np.float64)
@@ -144,7 +153,8 @@ def test_mlp_partial_convolution_touches_the_first_hidden_channel_only():
     mlp = Mlp()
     variables = jax.tree_util.tree_map(jnp.asarray, mlp.init(jax.random.key(0), x))
     p = variables["params"]
-    gelu = lambda a: jax.nn.gelu(a, approximate=False)
+    def gelu(a):
+        return jax.nn.gelu(a, approximate=False)
     h = gelu(x @ p["fc1"]["kernel"] + p["fc1"]["bias"])
     w = p["partial_conv"]["kernel"][:, 0, 0]                    # taps for t-1, t, t+1
     h0 = np.pad(np.asarray(h[0, :, 0]), 1)
@@ -179,7 +189,8 @@ def test_drop_path_keeps_or_drops_whole_samples_and_scales_survivors():
 def test_drop_path_module_draws_from_the_dropout_stream():
     rate, batch = 0.5, 64
     x = jnp.asarray(np.random.default_rng(1).normal(size=(batch, 5, 3)), jnp.float32)
-    run = lambda key: np.asarray(DropPath(rate).apply({}, x, train=True, rngs={"dropout": key}))
+    def run(key):
+        return np.asarray(DropPath(rate).apply({}, x, train=True, rngs={"dropout": key}))
     y = run(jax.random.key(42))
     kept = (y != 0).all(axis=(1, 2))
     assert ((y == 0).all(axis=(1, 2)) | kept).all()           # whole samples

@@ -230,7 +230,8 @@ def test_final_benchmark_writes_its_four_tables_beside_the_published_cells(share
             for r in read_rows(tmp_path / "unet" / "results.jsonl")}
     emb = text.split(titles[1])[1].split("### ")[0].splitlines()
     unet = emb.index(next(line for line in emb if line.startswith("| U-Net |")))
-    cells = lambda line: [c.strip() for c in line.strip("|").split("|")][1:]
+    def cells(line):
+        return [c.strip() for c in line.strip("|").split("|")][1:]
     shown = f"{ours['emb', -4]:.4f}"
     assert cells(emb[unet])[0] == f"{shown} (n=1)"
     assert cells(emb[unet + 1])[:5] == ["5.3300", "6.1500", "6.6900", "7.7500", "8.6800"]   # published "final"

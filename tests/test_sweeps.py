@@ -330,7 +330,8 @@ def test_a_sweep_sharded_over_4_devices_killed_and_resumed_equals_the_uninterrup
     assert p.returncode == 0 and "resuming from the checkpoint after epoch 2" in p.stderr, p.stderr[-3000:]
     layout = json.loads((resumed / "members.json").read_text())
     assert layout["members_per_program"] == 4 and len(layout["chunks"]) == 1   # one program, 4 devices
-    key = lambda r: (r["sweep_point"], r["seed"])
+    def key(r):
+        return (r["sweep_point"], r["seed"])
     rows_full = {key(r): r for r in map(json.loads, (full / "results.jsonl").read_text().splitlines())}
     rows_resumed = {key(r): r for r in map(json.loads, (resumed / "results.jsonl").read_text().splitlines())}
     assert len(rows_full) == 4 and rows_full.keys() == rows_resumed.keys()

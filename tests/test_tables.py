@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from ecg_jax import report
-from ecg_jax.report import examples, figures
 from ecg_jax.errors import DataError
 from ecg_jax.metrics import METRIC_NAMES
+from ecg_jax.report import examples, figures
 from ecg_jax.results import append_rows, make_row, read_rows, replace_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

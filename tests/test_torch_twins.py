@@ -29,8 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-from torch_models import (CAC, CSE, REFERENCE_PARAM_COUNTS, count_params,  # noqa: E402
-                          create_torch_model, soft_threshold)
+from torch_models import CAC, CSE, REFERENCE_PARAM_COUNTS, count_params, create_torch_model, soft_threshold  # noqa: E402
 from torch_train_benchmark import measure_torch  # noqa: E402
 
 from ecg_jax.models import create_model  # noqa: E402
@@ -99,7 +98,7 @@ def test_a_few_adam_steps_reduce_the_loss_on_a_fixed_batch(name):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses  # monotone on one batch
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses  # neighbours; monotone on one batch
     assert losses[-1] < 0.9 * losses[0], losses
 
 
@@ -202,7 +201,7 @@ def test_twins_compute_what_the_flax_networks_compute(name):
     stats_after = torch_to_flax_variables(net).get("batch_stats", {})
     assert jax.tree_util.tree_structure(updates.get("batch_stats", {})) == jax.tree_util.tree_structure(stats_after)
     for got, want in zip(jax.tree_util.tree_leaves(updates.get("batch_stats", {})),
-                         jax.tree_util.tree_leaves(stats_after)):
+                         jax.tree_util.tree_leaves(stats_after), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     # Eval mode: running statistics.
     net.eval()

@@ -182,11 +182,11 @@ def test_nan_member_is_frozen_and_does_not_touch_the_others():
     for i in (0, 2):
         np.testing.assert_array_equal(out_losses[i], ref_losses[i])
         for x, y in zip(jax.tree_util.tree_leaves((take(out.params, i), take(out.batch_stats, i))),
-                        jax.tree_util.tree_leaves((take(ref.params, i), take(ref.batch_stats, i)))):
+                        jax.tree_util.tree_leaves((take(ref.params, i), take(ref.batch_stats, i))), strict=True):
             np.testing.assert_array_equal(x, y)
     # The frozen member kept its state (no update was applied to it).
     for x, y in zip(jax.tree_util.tree_leaves(take(out.opt_state, 1)),
-                    jax.tree_util.tree_leaves(take(poisoned_host.opt_state, 1))):
+                    jax.tree_util.tree_leaves(take(poisoned_host.opt_state, 1)), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

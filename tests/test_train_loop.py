@@ -95,7 +95,7 @@ def test_workdir_contents_and_resume_equals_uninterrupted(tmp_path, loop):
     step_a, meta_a, state_a = final_params(full_dir, config)
     step_b, meta_b, state_b = final_params(killed_dir, config)
     assert step_a == step_b == 3
-    for a, b in zip(leaves(state_a), leaves(state_b)):
+    for a, b in zip(leaves(state_a), leaves(state_b), strict=True):
         np.testing.assert_array_equal(a, b)   # bit-identical, same machine
     assert [r["metrics"] for r in rows_resumed] == [r["metrics"] for r in rows_full]
     with open(os.path.join(killed_dir, "metrics.jsonl")) as f:
@@ -115,12 +115,12 @@ def test_host_and_scan_loops_write_the_same_results(tmp_path):
     (host, host_dir), (scan, scan_dir) = RUNS_BY_LOOP["host"], RUNS_BY_LOOP["scan"]
     assert [(r["noise_type"], r["snr_db"], r["seed"]) for r in host] == \
         [(r["noise_type"], r["snr_db"], r["seed"]) for r in scan]
-    for a, b in zip(host, scan):
+    for a, b in zip(host, scan, strict=True):
         assert a["metrics"].keys() == b["metrics"].keys()
         for k in a["metrics"]:
             np.testing.assert_allclose(a["metrics"][k], b["metrics"][k], rtol=1e-5, err_msg=k)
     (_, _, state_host), (_, _, state_scan) = final_params(host_dir), final_params(scan_dir)
-    for a, b in zip(leaves(state_host), leaves(state_scan)):
+    for a, b in zip(leaves(state_host), leaves(state_scan), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -233,13 +233,13 @@ def test_train_script_resumes_after_sigkill_with_workdir_alone(tmp_path, devices
                                    timeout=600)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     with open(workdir / "results.jsonl") as f, open(full / "results.jsonl") as g:
-        rows_resumed, rows_full = [json.loads(l) for l in f], [json.loads(l) for l in g]
+        rows_resumed, rows_full = [json.loads(line) for line in f], [json.loads(line) for line in g]
     assert len(rows_resumed) == 2
     assert [r["metrics"] for r in rows_resumed] == [r["metrics"] for r in rows_full]
     for ci in range(n_chunks):
         a = sharding_free_state(workdir, ci)
         b = sharding_free_state(full, ci)
-        for x, y in zip(leaves(a), leaves(b)):
+        for x, y in zip(leaves(a), leaves(b), strict=True):
             np.testing.assert_array_equal(x, y)
 
 
@@ -264,7 +264,7 @@ def test_restored_checkpoint_evaluation_equals_in_process_evaluation(tmp_path):
     restored = evaluate_workdir(workdir, write=False)
     assert [(r["noise_type"], r["snr_db"], r["seed"]) for r in restored] == \
         [(r["noise_type"], r["snr_db"], r["seed"]) for r in in_process]
-    for a, b in zip(restored, in_process):
+    for a, b in zip(restored, in_process, strict=True):
         assert a["metrics"] == b["metrics"]          # the same numbers, not just close ones
     # An older checkpoint is a different model.
     first = evaluate_workdir(workdir, epoch=1, write=False)

@@ -23,7 +23,7 @@ def full_lengths(n=48):
 
 
 def pairs(p, rows):
-    return set(zip(p.window_records[rows].tolist(), p.starts[rows].tolist()))
+    return set(zip(p.window_records[rows].tolist(), p.starts[rows].tolist(), strict=True))
 
 
 def test_reference_protocol_sizes_and_disjoint_split():

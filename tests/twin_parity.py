@@ -63,7 +63,7 @@ def grads_of(net: torch.nn.Module) -> dict[str, np.ndarray]:
 
 def _close(got, want, tol, what):
     assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want), what
-    for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want)):
+    for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), err_msg=f"{what} {jax.tree_util.keystr(path)}",
                                    **tol)
 

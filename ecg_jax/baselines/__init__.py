@@ -32,9 +32,16 @@ import numpy as np
 
 from ecg_jax.baselines import emd as emd_lib
 from ecg_jax.baselines import universal
-from ecg_jax.baselines.classic import (DWT_THRESHOLD, DWT_THRESHOLD_GRID, DWT_WAVELET, FFT_THRESHOLD,
-                                       FFT_THRESHOLD_GRID, dwt_denoise, fft_denoise,
-                                       soft_threshold_signed_max)
+from ecg_jax.baselines.classic import (
+    DWT_THRESHOLD,
+    DWT_THRESHOLD_GRID,
+    DWT_WAVELET,
+    FFT_THRESHOLD,
+    FFT_THRESHOLD_GRID,
+    dwt_denoise,
+    fft_denoise,
+    soft_threshold_signed_max,
+)
 from ecg_jax.baselines.emd import emd_denoise, reference_slice, slice_text
 from ecg_jax.baselines.universal import dwt_universal_denoise, reference_settings
 from ecg_jax.config_utils import as_list, resolve_config
@@ -275,7 +282,7 @@ def score_baselines_on_grid(config, prepared, methods: Sequence[str] | None = No
             noisy_test = test.noisy(noise_type, snr)
             stats = prepared.norm_stats(noise_type, snr) if on_normalized else None
             for m in methods:
-                settings = _choose_settings(m, b, noise_type, snr, train, lambda: stats)
+                settings = _choose_settings(m, b, noise_type, snr, train, lambda stats=stats: stats)
                 denoised = _run(m, noisy_test, settings, stats, processes)
                 rows.append(make_row(
                     method=m, noise_type=noise_type, snr_db=snr, seed=None, split=config.data.split,

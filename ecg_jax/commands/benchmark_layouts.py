@@ -43,7 +43,8 @@ def train(layout: str, workdir: str, cache: str) -> float:
     """Run `ecg-jax train` under `layout`; its wall time in seconds."""
     processes, devices = (int(x) for x in layout.split("x"))
     cmd = [sys.executable, "-m", "ecg_jax", "train", "--config", _CONFIG.value, f"--workdir={workdir}",
-           f"--config.seeds={_SEEDS.value}", f"--config.data.n_windows={_WINDOWS.value}", f"--config.train.epochs={_EPOCHS.value}",
+           f"--config.seeds={_SEEDS.value}", f"--config.data.n_windows={_WINDOWS.value}",
+           f"--config.train.epochs={_EPOCHS.value}",
            "--config.data.source=synthetic"]
     tic = time.perf_counter()
     procs = local_processes.launch(cmd, processes, devices, dict(os.environ, ECG_JAX_CACHE=cache),
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> None:
           f"{'max rel. diff of results':>26}")
     for layout, r in out.items():
         diff = max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-12)
-                   for a, b in zip(r["results"], out[first]["results"]) for k in a)
+                   for a, b in zip(r["results"], out[first]["results"], strict=True) for k in a)
         r["max_relative_result_difference_vs_first"] = diff
         each = r["member_steps_per_s_each"]
         print(f"{layout:<8} {r['member_steps_per_s']:>15.1f} {min(each):>6.1f}-{max(each):<6.1f} "

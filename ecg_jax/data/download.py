@@ -20,8 +20,8 @@ import threading
 import urllib.error
 import urllib.request
 
-from ecg_jax.data import records
 from ecg_jax.config_utils import RAW_NOISE_TYPES
+from ecg_jax.data import records
 from ecg_jax.errors import DataError
 
 PHYSIONET_URL = "https://physionet.org/files/mitdb/"

@@ -27,9 +27,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ecg_jax.config_utils import RAW_NOISE_TYPES, SNR_LEVELS
-from ecg_jax.errors import DataError
 from ecg_jax.data.noise import segment_key
 from ecg_jax.data.windows import WindowPlan
+from ecg_jax.errors import DataError
 
 
 def _randints(rs: np.random.RandomState, highs: Sequence[int], n: int) -> np.ndarray:

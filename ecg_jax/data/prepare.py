@@ -17,8 +17,10 @@ from typing import Mapping
 import ml_collections
 import numpy as np
 
-from ecg_jax.data import final_revision, records as records_lib, synthetic, windows as windows_lib
 from ecg_jax.config_utils import MIXED_NOISE, RAW_NOISE_TYPES, parse_noise_types, parse_snr_levels, resolve_config
+from ecg_jax.data import final_revision, synthetic
+from ecg_jax.data import records as records_lib
+from ecg_jax.data import windows as windows_lib
 from ecg_jax.data.cache import cache_key, load_cache, resolve_cache_dir, save_cache
 from ecg_jax.data.prepared import PreparedData, SegmentBank
 from ecg_jax.errors import ConfigError, DataError

@@ -18,8 +18,8 @@ from typing import Iterator, Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from ecg_jax.data import noise as noise_lib
 from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
+from ecg_jax.data import noise as noise_lib
 from ecg_jax.data.windows import cut_windows
 
 

@@ -180,9 +180,9 @@ def check_header(record_path: str, expected_fs: float = EXPECTED_FS,
 def _check_signal_file_sizes(record_path: str, header: wfdb.Record) -> None:
     folder = os.path.dirname(record_path)
     per_file: dict[str, list[str]] = {}
-    for file_name, fmt in zip(header.file_name, header.fmt):
+    for file_name, fmt in zip(header.file_name, header.fmt, strict=True):
         per_file.setdefault(file_name, []).append(str(fmt))
-    offsets = dict(zip(header.file_name, header.byte_offset or [None] * header.n_sig))
+    offsets = dict(zip(header.file_name, header.byte_offset or [None] * header.n_sig, strict=True))
     for file_name, fmts in per_file.items():
         if any(f not in _BYTES_PER_SAMPLE for f in fmts):
             continue  # a format we do not size-check; wfdb will validate it

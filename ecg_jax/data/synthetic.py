@@ -171,7 +171,7 @@ def _wave_bumps(phase: np.ndarray, params: EcgRecordParameters) -> np.ndarray:
     widths = _WAVE_WIDTHS * params.width_scale * hr_factor
     bumps = np.empty((5, phase.size), np.float32)
     two_pi = np.float32(2 * np.pi)
-    for i, (angle, width) in enumerate(zip(angles, widths)):
+    for i, (angle, width) in enumerate(zip(angles, widths, strict=True)):
         d = phase - np.float32(angle)
         # Wrap to (-pi, pi] only where the bump reaches round the cycle (the T
         # wave); for the others exp(-(pi - |angle|)^2 / 2b^2) < 1e-14.
@@ -281,7 +281,7 @@ def _sinusoids(rng: np.random.Generator, n: int, fs: float, low_hz: float,
     out = np.zeros((2, n))
     for channel in range(2):
         for freq, amp, phase in zip(rng.uniform(low_hz, high_hz, count),
-                                    rng.rayleigh(1.0, count), rng.uniform(0, 2 * np.pi, count)):
+                                    rng.rayleigh(1.0, count), rng.uniform(0, 2 * np.pi, count), strict=True):
             out[channel] += amp * np.sin(2 * np.pi * freq * t + phase)
     return _unit(out)
 

@@ -81,7 +81,7 @@ def plan_windows(record_lengths: Mapping[str, int], noise_lengths: Mapping[str, 
                           f"window={window}, n_windows={n_windows}, divisor={divisor}")
     names = tuple(sorted(record_lengths))
     lengths = np.array([int(record_lengths[n]) for n in names], dtype=np.int64)
-    short = [n for n, ln in zip(names, lengths) if ln < window]
+    short = [n for n, ln in zip(names, lengths, strict=True) if ln < window]
     if short:
         raise DataError(f"record(s) {', '.join(short)} shorter than one window of {window} samples")
     n_train = n_train_of(n_windows, train_fraction)
@@ -135,7 +135,7 @@ def _inter_patient_split(rng: np.random.Generator, names: tuple[str, ...], lengt
     groups = (order[:n_train_records], order[n_train_records:])
     n_test = n_windows - n_train
     parts = []
-    for group, wanted, label in zip(groups, (n_train, n_test), ("train", "test")):
+    for group, wanted, label in zip(groups, (n_train, n_test), ("train", "test"), strict=True):
         index, starts = _tiles(lengths, group, window)
         if wanted > index.size:
             raise DataError(

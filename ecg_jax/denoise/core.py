@@ -138,7 +138,8 @@ def scan_recording(recording: Recording) -> NanGaps:
     for a in range(0, n, SCAN_CHUNK):
         x = recording.read(a, min(a + SCAN_CHUNK, n))
         if np.isinf(x).any():
-            raise DenoiseInputError(f"{recording.path}: infinite values near sample {a + int(np.argwhere(np.isinf(x))[0, 0])}")
+            raise DenoiseInputError(
+                f"{recording.path}: infinite values near sample {a + int(np.argwhere(np.isinf(x))[0, 0])}")
         nan = np.isnan(x)
         with np.errstate(invalid="ignore"):
             lo = np.fmin(lo, np.nanmin(np.where(nan, np.inf, x), axis=0))
@@ -146,7 +147,7 @@ def scan_recording(recording: Recording) -> NanGaps:
         if nan.any():
             edges = np.diff(np.pad(nan, ((1, 1), (0, 0))).astype(np.int8), axis=0)
             for lead in range(leads):
-                for s, e in zip(np.flatnonzero(edges[:, lead] == 1), np.flatnonzero(edges[:, lead] == -1)):
+                for s, e in zip(np.flatnonzero(edges[:, lead] == 1), np.flatnonzero(edges[:, lead] == -1), strict=True):
                     if runs[lead] and runs[lead][-1][1] == a + s:   # continues a gap from the last chunk
                         runs[lead][-1] = (runs[lead][-1][0], a + e)
                     else:
@@ -203,7 +204,8 @@ def check_amplitude(recording: Recording) -> None:
             continue
         label = f"lead {lead} ({names[lead]})" if recording.lead_names else f"lead {lead}"
         given = recording.array_units or (recording.units[lead] if recording.units else "mV")
-        rule = (f"{label} has a peak-to-peak amplitude of {p2p:.4g} {'mV' if given == 'mV' else f'mV (read as {given})'}"
+        rule = (f"{label} has a peak-to-peak amplitude of {p2p:.4g} "
+                f"{'mV' if given == 'mV' else f'mV (read as {given})'}"
                 f" (99th - 1st percentile), which ECG in millivolts never has (the rule: {low:g} to {high:g} mV)")
         if extension(recording.path) in NEEDS_FS:
             for units, factor in (("uV", 1e-3), ("mV", 1.0), ("V", 1e3)):
@@ -326,7 +328,7 @@ class Denoiser:
         windows = np.concatenate([cut_windows(z[:, list(p)], WINDOW, self.hop) for p in pairs])
         outputs = self.run_windows(windows).reshape(len(pairs), -1, WINDOW, CHANNELS)
         out = np.empty_like(z)
-        for (i, j), o in zip(pairs, outputs):
+        for (i, j), o in zip(pairs, outputs, strict=True):
             merged = overlap_add(o, self.hop, self._weights)
             out[:, i] = merged[:, 0]
             if j != i:

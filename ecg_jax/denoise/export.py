@@ -23,8 +23,7 @@ from ecg_jax.config_utils import MIXED_NOISE, NOISE_TYPES
 from ecg_jax.denoise.core import CHANNELS, WINDOW, Denoiser, ensemble_window_fn
 from ecg_jax.denoise.resampling import MODEL_FS
 from ecg_jax.denoise.runs import read_data_card, restore_members
-from ecg_jax.denoise.weights import NORMALIZATION_RULE, WeightsError, member_variables, save_weights, \
-    stack_variables
+from ecg_jax.denoise.weights import NORMALIZATION_RULE, WeightsError, member_variables, save_weights, stack_variables
 from ecg_jax.metrics import window_metrics
 from ecg_jax.models import count_params, display_name_of, model_source
 
@@ -126,7 +125,8 @@ def export_workdir(workdir: str, output: str, member: str | int = "all", epoch: 
         "members_count": len(restored.members),
         "ensemble": "the members' outputs are averaged" if len(restored.members) > 1 else "single member",
         "input": {"fs": MODEL_FS, "window": WINDOW, "channels": CHANNELS, "units": "mV"},
-        "normalization": {"rule": NORMALIZATION_RULE, "mean_mv": restored.mean.tolist(), "std_mv": restored.std.tolist()},
+        "normalization": {"rule": NORMALIZATION_RULE, "mean_mv": restored.mean.tolist(),
+                          "std_mv": restored.std.tolist()},
         "training_data": meta["training_data"], "recipe": meta["recipe"], "members": restored.members,
         "weights_file": os.path.basename(output),
         **({"note": note} if note else {}),

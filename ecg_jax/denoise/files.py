@@ -76,7 +76,8 @@ def check_not_input(input_path: str, output_path: str) -> None:
     inputs, outputs = files_of(input_path), files_of(output_path)
     same = set(inputs) & set(outputs)
     if not same:
-        same = {o for o in outputs for i in inputs if os.path.exists(o) and os.path.exists(i) and os.path.samefile(o, i)}
+        same = {o for o in outputs for i in inputs
+                if os.path.exists(o) and os.path.exists(i) and os.path.samefile(o, i)}
     if same:
         raise DenoiseInputError(f"{output_path} would replace the input {input_path} ({sorted(same)[0]}); write the "
                                 "denoised copy to another file (--overwrite does not allow this)")

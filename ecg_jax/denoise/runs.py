@@ -9,8 +9,8 @@ import flax.linen as nn
 import numpy as np
 
 from ecg_jax.config_utils import read_json_file
-from ecg_jax.errors import CheckpointError, EcgJaxError
 from ecg_jax.denoise.weights import stack_variables
+from ecg_jax.errors import CheckpointError, EcgJaxError
 
 
 @dataclasses.dataclass

@@ -250,7 +250,7 @@ def _check_signal_files(path: str, header) -> None:
     spf = list(header.samps_per_frame or [1] * header.n_sig)
     offsets = list(header.byte_offset or [None] * header.n_sig)
     need: dict[str, float] = {}
-    for i, (name, fmt) in enumerate(zip(files, header.fmt)):
+    for i, (name, fmt) in enumerate(zip(files, header.fmt, strict=True)):
         width = BYTES_PER_SAMPLE.get(str(fmt))
         if not name or name == "~" or not width:   # no file, or a compressed format: size unknown
             continue
@@ -294,7 +294,7 @@ def _read_edf(path: str) -> Recording:
     factors = [to_mv_factor(u) for u in units]
 
     def read(a: int, b: int) -> np.ndarray:
-        return np.stack([s.get_data_slice(a / fs, b / fs) * f for s, f in zip(signals, factors)], axis=1)
+        return np.stack([s.get_data_slice(a / fs, b / fs) * f for s, f in zip(signals, factors, strict=True)], axis=1)
 
     return Recording(path, fs, int(n), len(signals), read, lead_names=[s.label for s in signals], units=units)
 

@@ -28,11 +28,11 @@ import jax
 
 from ecg_jax.errors import ConfigError, one_line
 from ecg_jax.models import external
-from ecg_jax.names import METHOD_DISPLAY_NAMES
 from ecg_jax.models.ags_unet import AGSUNet
 from ecg_jax.models.ciadnet import CIADNet
 from ecg_jax.models.dacnn import DACNN
 from ecg_jax.models.unet import ACDAE, DANCER, UNet
+from ecg_jax.names import METHOD_DISPLAY_NAMES
 
 PAPER_MODEL_NAMES = ("unet", "dacnn", "acdae", "ags_unet", "ciadnet", "dancer")
 # The reference's final revision (models.md, "Final revision networks"): five

@@ -9,8 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from ecg_jax.models.blocks import AttentionGate, Shrinkage
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, check_input,
-                                   leaky_relu, max_pool2, upsample_linear2)
+from ecg_jax.models.layers import (
+    BatchNorm,
+    Conv1d,
+    ConvTranspose1d,
+    check_input,
+    leaky_relu,
+    max_pool2,
+    upsample_linear2,
+)
 
 WIDTHS = (2, 16, 32, 64, 128)
 

@@ -14,8 +14,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ecg_jax.models.layers import (BatchNorm, Conv1d, Dense, global_avg_pool,
-                                   global_max_pool, leaky_relu, max_reduce, torch_uniform)
+from ecg_jax.models.layers import (
+    BatchNorm,
+    Conv1d,
+    Dense,
+    global_avg_pool,
+    global_max_pool,
+    leaky_relu,
+    max_reduce,
+    torch_uniform,
+)
 
 Activation = Callable[[jax.Array], jax.Array]
 

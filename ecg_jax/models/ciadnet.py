@@ -14,8 +14,7 @@ import flax.linen as nn
 import jax
 
 from ecg_jax.models.blocks import ChannelShrink, SpatialShrink
-from ecg_jax.models.layers import (Conv1d, ConvTranspose1d, check_input, leaky_relu,
-                                   max_pool2, upsample_linear2)
+from ecg_jax.models.layers import Conv1d, ConvTranspose1d, check_input, leaky_relu, max_pool2, upsample_linear2
 
 WIDTHS = (2, 16, 32, 64, 128)
 

@@ -13,8 +13,15 @@ import flax.linen as nn
 import jax
 
 from ecg_jax.models.blocks import DAM, APReLU
-from ecg_jax.models.layers import (BatchNorm, Conv1d, ConvTranspose1d, check_input, max_pool2,
-                                   same_padding, upsample_linear2)
+from ecg_jax.models.layers import (
+    BatchNorm,
+    Conv1d,
+    ConvTranspose1d,
+    check_input,
+    max_pool2,
+    same_padding,
+    upsample_linear2,
+)
 
 WIDTHS = (2, 16, 32, 64, 128)
 
@@ -43,7 +50,7 @@ class DACNN(nn.Module):
             x = BatchNorm(name=f"enc{i}_bn")(x, train)
             skips.append(x)
         last = len(self.decoder_kernels) - 1
-        for j, (k, width) in enumerate(zip(self.decoder_kernels, self.decoder_widths)):
+        for j, (k, width) in enumerate(zip(self.decoder_kernels, self.decoder_widths, strict=True)):
             if j > 0:
                 x = x + skips[last - j]
             x = ConvTranspose1d(width, k, stride=2, padding=same_padding(k), output_padding=1,
@@ -87,7 +94,7 @@ class DACNNFinal(nn.Module):
                 skips.append(x)
                 x = max_pool2(x)
         last = len(self.decoder_kernels) - 1
-        for j, (k, width) in enumerate(zip(self.decoder_kernels, self.decoder_widths)):
+        for j, (k, width) in enumerate(zip(self.decoder_kernels, self.decoder_widths, strict=True)):
             if j > 0:
                 x = upsample_linear2(x) + skips[last - j]
             x = Conv1d(width, k, name=f"dec{j}_conv")(x)

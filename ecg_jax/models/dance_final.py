@@ -21,9 +21,19 @@ import jax.numpy as jnp
 
 from ecg_jax.errors import ConfigError
 from ecg_jax.models.blocks import CAC, ECA
-from ecg_jax.models.layers import (BatchNorm, Conv1d, Dense, check_input, global_avg_pool,
-                                   global_max_pool, max_pool2, max_reduce, same_padding,
-                                   torch_uniform, upsample_linear2)
+from ecg_jax.models.layers import (
+    BatchNorm,
+    Conv1d,
+    Dense,
+    check_input,
+    global_avg_pool,
+    global_max_pool,
+    max_pool2,
+    max_reduce,
+    same_padding,
+    torch_uniform,
+    upsample_linear2,
+)
 
 WIDTHS = (2, 16, 32, 64, 128)
 KERNELS = (13, 7, 7, 7)

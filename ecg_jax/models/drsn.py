@@ -26,8 +26,7 @@ import flax.linen as nn
 import jax
 
 from ecg_jax.models.blocks import Shrinkage
-from ecg_jax.models.layers import (BatchNorm, Conv1d, check_input, leaky_relu, max_pool2,
-                                   upsample_linear2)
+from ecg_jax.models.layers import BatchNorm, Conv1d, check_input, leaky_relu, max_pool2, upsample_linear2
 
 WIDTHS = (2, 16, 32, 64, 128)
 KERNELS = (13, 7, 7, 7)

@@ -85,7 +85,8 @@ def _conv1d_backward(stride, padding, lhs_dilation, residuals, g):
 
 def _jax_conv1d_backward(stride, padding, lhs_dilation, x, kernel, g):
     """(d/dx, d/dkernel) by JAX's own transpose rules of the convolution (what autodiff emits)."""
-    conv = lambda a, b: _plain_conv1d(a, b, stride, padding, lhs_dilation)
+    def conv(a, b):
+        return _plain_conv1d(a, b, stride, padding, lhs_dilation)
     dx, = jax.linear_transpose(lambda a: conv(a, kernel), x)(g)
     dk, = jax.linear_transpose(lambda b: conv(x, b), kernel)(g)
     return dx, dk

@@ -21,8 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ecg_jax.errors import ConfigError
-from ecg_jax.models import (REFERENCE_PARAM_COUNTS, UNAVAILABLE_MODELS, check_model, count_params, create_model,
-                            display_name_of, reference_param_count)
+from ecg_jax.models import (
+    REFERENCE_PARAM_COUNTS,
+    UNAVAILABLE_MODELS,
+    check_model,
+    count_params,
+    create_model,
+    display_name_of,
+    reference_param_count,
+)
 
 CIADNET_VARIANTS = (
     ("CIADNet", {}),
@@ -101,7 +108,7 @@ def format_table(rows: list[tuple[str, dict]], batch: int, length: int) -> str:
     if any(r.get("not_built") for _, r in rows):
         text.append("not built: the network's reference source is missing (ecg_jax.models.UNAVAILABLE_MODELS)")
     for n, line in enumerate(lines):
-        text.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        text.append("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         if n == 0:
             text.append("  ".join("-" * w for w in widths))
     return "\n".join(text)

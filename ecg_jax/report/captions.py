@@ -152,7 +152,7 @@ def diverged_caption(table: Table) -> str:
     entries = []
     for r in table.rows:
         parts = [f"at {level_text(lv)} dB ({c.n} of {plural(c.n_runs, 'run')}; {c.n_diverged} diverged)"
-                 for lv, c in zip(table.levels, r.cells["snr_db"]) if c.n_diverged]
+                 for lv, c in zip(table.levels, r.cells["snr_db"], strict=True) if c.n_diverged]
         if parts:
             entries.append(f"{r.label} " + ", ".join(parts))
     if not entries:
@@ -247,7 +247,7 @@ def final_missing_note(table: Table, labels: dict[str, str], wanted: list[list[t
     columns = table.column_labels or tuple(level_text(lv) for lv in table.levels)
     unit = "" if table.column_labels else " dB"
     absent_rows, absent_cells = [], []
-    for method, cells in zip(labels, wanted):
+    for method, _cells in zip(labels, wanted, strict=True):   # one list of wanted cells per row
         row = have.get(method)
         if row is None:
             why = UNAVAILABLE_MODELS.get(method)   # rows ecg-jax cannot train, and why

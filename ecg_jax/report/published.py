@@ -175,7 +175,7 @@ def add_comparisons(table: Table, published: list[PublishedRow]) -> None:
                 values, stds = pub.values.get(metric), pub.stds.get(metric)
                 shown[metric] = [MISSING if j is None else _published_text(values, stds, j) for j in index]
                 diff[metric] = []
-                for c, j in zip(row.cells[metric], index):
+                for c, j in zip(row.cells[metric], index, strict=True):
                     if j is None or values is None or values[j] is None or c.rounded is None:
                         diff[metric].append(MISSING)
                     else:

@@ -22,7 +22,6 @@ from ecg_jax.report.select import is_diverged, revision_of
 from ecg_jax.report.table import TABLE_METRICS, Cell, Table, column_headers
 from ecg_jax.results import display_name
 
-
 # ---------------------------------------------------------------- HTML
 
 def _html_table(table: Table) -> str:

@@ -171,7 +171,7 @@ def state_checksums(state: MemberState) -> dict[str, int]:
     """
     flat = jax.tree_util.tree_flatten_with_path(_storable(state))[0]
     sums = _bits_sums([x for _, x in flat])
-    return {jax.tree_util.keystr(p): int(v) for (p, _), v in zip(flat, sharding.to_host(sums))}
+    return {jax.tree_util.keystr(p): int(v) for (p, _), v in zip(flat, sharding.to_host(sums), strict=True)}
 
 
 @jax.jit

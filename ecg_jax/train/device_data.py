@@ -17,8 +17,8 @@ import jax
 import numpy as np
 
 from ecg_jax.data import PreparedData
-from ecg_jax.data.prepared import WindowSet
 from ecg_jax.data.noise import mix_components
+from ecg_jax.data.prepared import WindowSet
 from ecg_jax.train.members import Member
 
 
@@ -103,7 +103,8 @@ def abstract_member_consts(n_members: int, n_segments: int, channels: int = 2,
                            n_decays: int | None = None) -> MemberConsts:
     """Shapes and dtypes of the consts of `n_members`, for lowering a program without data; with
     `n_decays` (the schedule's decay count), the members' hyperparameters too (as training passes them)."""
-    shape = lambda *tail: (n_members,) + tail
+    def shape(*tail):
+        return (n_members,) + tail
     spec = MemberConsts(noise_weights=(shape(n_segments), np.float32), noise_divisor=(shape(), np.float32),
                         scale_each=(shape(), np.bool_), prescaled=(shape(), np.bool_), snr_db=(shape(), np.float32),
                         mean=(shape(channels), np.float32), std=(shape(channels), np.float32))

@@ -92,7 +92,9 @@ def make_schedule(s: TrainSettings) -> optax.Schedule:
     epochs = np.atleast_1d(np.asarray(s.lr_decay_epoch, np.int64))
     factors = np.atleast_1d(np.asarray(s.lr_decay_factor, np.float64))
     previous = np.concatenate([[1.0], factors[:-1]])
-    boundaries = {int(e) * s.steps_per_epoch: float(f / p) for e, f, p in zip(epochs, factors, previous)}
+    # strict=False: without decays, `previous` is [1.0] beside no epochs and no factors (no boundary).
+    boundaries = {int(e) * s.steps_per_epoch: float(f / p)
+                  for e, f, p in zip(epochs, factors, previous, strict=False)}
     return optax.piecewise_constant_schedule(s.learning_rate, boundaries)
 
 
@@ -116,7 +118,8 @@ def hyper_of(values: dict, steps_per_epoch: int) -> Hyper:
     factors = np.atleast_1d(np.asarray(values["lr_decay_factor"], np.float64))
     previous = np.concatenate([[1.0], factors[:-1]])
     b1, b2 = float(values.get("adam_b1", 0.9)), float(values.get("adam_b2", 0.999))
-    f32 = lambda v: np.asarray(v, np.float32)
+    def f32(v):
+        return np.asarray(v, np.float32)
     return Hyper(learning_rate=f32(values["learning_rate"]),
                  decay_step=(epochs * steps_per_epoch).astype(np.int32), decay_scale=f32(factors / previous),
                  weight_decay=f32(values.get("weight_decay", 0.0)), b1=f32(b1), one_minus_b1=f32(1 - b1),
@@ -273,7 +276,8 @@ def make_step_one(model: nn.Module, s: TrainSettings) -> Callable:
         updates, new_opt = adam_update(grads, state.opt_state, state.params, hyper, s.uses_weight_decay)
         new_params = optax.apply_updates(state.params, updates)
         ok = jnp.isfinite(loss) & _all_finite(new_params) & _all_finite(new_stats) & ~state.diverged
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
         new_state = MemberState(keep(new_params, state.params), keep(new_stats, state.batch_stats),
                                 keep(new_opt, state.opt_state), state.rng, state.diverged | ~ok)
         return new_state, jnp.where(ok, loss, jnp.nan)

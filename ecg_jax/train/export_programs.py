@@ -14,8 +14,8 @@ jitted program for the requested platforms in one multi-platform lowering:
 Into OUT/<network>/ go `<program>.jax_exported` (`Exported.serialize()`, to be
 `jax.export.deserialize`d and called on a machine of that platform; where the
 optional `flatbuffers` package is missing, the module's portable StableHLO
-bytecode `<program>.stablehlo.mlirbc` instead) and `<program>.json` (platforms, argument shapes and shardings, the custom calls
-in the module, whether a host callback is present). OUT/summary.json lists
+bytecode `<program>.stablehlo.mlirbc` instead) and `<program>.json` (platforms, argument shapes and
+shardings, the custom calls in the module, whether a host callback is present). OUT/summary.json lists
 every network. A lowering failure, a host callback, or a CPU-only custom call
 in a GPU/TPU program is a failure: one line each, and a non-zero exit.
 
@@ -37,8 +37,8 @@ import time
 from typing import Sequence
 
 from ecg_jax.atomic import atomic_path, write_text_atomic
-from ecg_jax.interrupts import disk_full_as_one_line
 from ecg_jax.errors import ConfigError
+from ecg_jax.interrupts import disk_full_as_one_line
 
 PLATFORMS = ("cuda", "rocm", "tpu", "cpu")
 # Custom-call targets that only a CPU runtime provides (LAPACK and DUCC kernels,
@@ -129,7 +129,10 @@ def programs_of(name: str, o: ExportOptions, mesh) -> dict:
     segments = 3                                       # emb: the bw, em and ma segment sets
     state = experiment.abstract_state(n)
     consts = abstract_member_consts(n, segments, s.channels, experiment.n_decays)   # as training passes them
-    shape = lambda *dims, dtype=jnp.float32: jax.ShapeDtypeStruct(dims, dtype)
+
+    def shape(*dims, dtype=jnp.float32):
+        return jax.ShapeDtypeStruct(dims, dtype)
+
     train = SplitArrays(shape(o.train_windows, s.window, s.channels),
                         shape(segments, o.train_windows, s.window, s.channels))
     test = SplitArrays(shape(o.test_windows, s.window, s.channels),
@@ -175,8 +178,8 @@ def export_program(fn, args, platforms: Sequence[str], mesh):
         "nr_devices": exported.nr_devices,
         "mesh": {str(k): int(v) for k, v in mesh.shape.items()},
         # Per flattened argument: () is replicated, ('members',) split over the mesh's member axis.
-        "in": [_describe(a, s) for a, s in zip(exported.in_avals, exported.in_shardings_jax(mesh))],
-        "out": [_describe(a, s) for a, s in zip(exported.out_avals, exported.out_shardings_jax(mesh))],
+        "in": [_describe(a, s) for a, s in zip(exported.in_avals, exported.in_shardings_jax(mesh), strict=True)],
+        "out": [_describe(a, s) for a, s in zip(exported.out_avals, exported.out_shardings_jax(mesh), strict=True)],
         "custom_calls": targets,
         "host_callback": any(_HOST_CALLBACK_TARGET.search(t) for t in targets),
         "cpu_only_custom_calls": [t for t in targets if _CPU_ONLY_TARGET.search(t)],

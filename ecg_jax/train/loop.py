@@ -36,24 +36,32 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ecg_jax.config_utils import (RESUMABLE_CHANGES, check_trainable, config_differences, config_to_json,
-                                  load_config_json, read_json_file, resolve_config, save_config,
-                                  write_text_atomic)
 from ecg_jax import interrupts
+from ecg_jax.config_utils import (
+    RESUMABLE_CHANGES,
+    check_trainable,
+    config_differences,
+    config_to_json,
+    load_config_json,
+    read_json_file,
+    resolve_config,
+    save_config,
+    write_text_atomic,
+)
 from ecg_jax.data import data_card, prepare_data, write_data_card
+from ecg_jax.data.validation import hold_out_validation
 from ecg_jax.errors import CheckpointError, ConfigError, DataError
 from ecg_jax.models import check_model, is_builtin, model_source
 from ecg_jax.models.external import SOURCE_RECORD, check_recorded_source
 from ecg_jax.process_settings import check_gpu_determinism
 from ecg_jax.results import replace_rows
 from ecg_jax.train import checkpoints, sharding
-from ecg_jax.data.validation import hold_out_validation
 from ecg_jax.train.device_data import abstract_member_consts, split_arrays, window_arrays
 from ecg_jax.train.engine import MemberState, learning_rate_at
 from ecg_jax.train.experiment import CPU_MEMBERS_PER_DEVICE, MEMORY_FRACTION, Experiment, chunks_of, read_layout
 from ecg_jax.train.program import TrainProgram, device_memory_bytes
-from ecg_jax.train.scoring import EvalProgram, score_chunk, write_examples
 from ecg_jax.train.progress import MetricsLog, RunProgress, TensorBoardLog, epoch_row
+from ecg_jax.train.scoring import EvalProgram, score_chunk, write_examples
 from ecg_jax.workdir import bytes_under, claimed, pin_data_source, require_data
 
 is_main_process, log = sharding.is_main_process, sharding.log
@@ -177,7 +185,10 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
     test_data = sharding.put_replicated(split_arrays(prepared, "test", experiment.segment_keys(prepared)), mesh)
     validation_data = None if held.validation is None else sharding.put_replicated(
         window_arrays(held.validation, experiment.segment_keys(prepared)), mesh)
-    program_for = lambda shapes: TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
+
+    def program_for(shapes: int) -> TrainProgram:
+        return TrainProgram(experiment.model, settings, mesh, experiment.loop, shapes)
+
     # The probe may lower several candidate chunk shapes while planning.
     chunk_size, memory = members_per_program(experiment, workdir, program_for(16), train_data)
     if jax.process_count() > 1:   # every process must build the same programs: process 0's plan decides
@@ -193,7 +204,8 @@ def _train_and_evaluate(experiment: Experiment, workdir: str, main: bool, on_epo
     n_points = len({m.point for m in experiment.members})
     log(f"{experiment.method}: {n_members} members ({config.seeds} seeds x "
         + (f"{n_points} sweep points x " if n_points > 1 else "")
-        + f"{n_members // config.seeds // n_points} datasets) in {len(chunks)} program(s) of {chunk_size}, member_parallelism={settings.member_parallelism}, "
+        + f"{n_members // config.seeds // n_points} datasets) in {len(chunks)} program(s) of {chunk_size}, "
+        f"member_parallelism={settings.member_parallelism}, "
         f"loop={experiment.loop}, {experiment.n_devices} device(s) in {jax.process_count()} process(es) "
         f"[{jax.default_backend()}], {experiment.n_params():,} parameters each")
 

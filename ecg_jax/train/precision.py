@@ -101,9 +101,9 @@ def _eval(jaxpr, consts, args, bits: int) -> list:
     def read(v):
         return v.val if isinstance(v, jcore.Literal) else env[v]
 
-    for v, x in zip(jaxpr.constvars, consts):
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
         env[v] = x
-    for v, x in zip(jaxpr.invars, args):
+    for v, x in zip(jaxpr.invars, args, strict=True):
         env[v] = x
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
@@ -129,7 +129,7 @@ def _eval(jaxpr, consts, args, bits: int) -> list:
             outs = eqn.primitive.bind(*invals, **eqn.params)
         if not eqn.primitive.multiple_results:
             outs = [outs]
-        for v, x in zip(eqn.outvars, outs):
+        for v, x in zip(eqn.outvars, outs, strict=True):
             env[v] = x
     return [read(v) for v in jaxpr.outvars]
 
@@ -141,11 +141,13 @@ def _rewrite(closed, bits: int):
     (internal API: inside shard_map an aval also says over which manual axes
     it varies, which public tracing entry points cannot take).
     """
-    from jax._src import api_util, linear_util as lu
+    from jax._src import api_util
     from jax._src import core as jax_core
+    from jax._src import linear_util as lu
     from jax._src.interpreters import partial_eval as pe
 
-    fn = lambda *a: _eval(closed.jaxpr, closed.consts, list(a), bits)
+    def fn(*a):
+        return _eval(closed.jaxpr, closed.consts, list(a), bits)
     debug = api_util.debug_info("conv_input_rounding", fn, closed.in_avals, {})
     jaxpr, out_avals, consts = pe.trace_to_jaxpr_dynamic(lu.wrap_init(fn, debug_info=debug), closed.in_avals)
     if [a.strip_weak_type() for a in out_avals] != [a.strip_weak_type() for a in closed.out_avals]:

@@ -43,9 +43,16 @@ import numpy as np
 
 from ecg_jax.train import sharding
 from ecg_jax.train.device_data import MemberConsts, SplitArrays
+from ecg_jax.train.engine import (
+    MemberState,
+    TrainSettings,
+    make_init_one,
+    make_member_epoch,
+    make_member_step,
+    make_shuffle_one,
+    over_members,
+)
 from ecg_jax.train.precision import with_policy
-from ecg_jax.train.engine import (MemberState, TrainSettings, make_init_one, make_member_epoch,
-                                  make_member_step, make_shuffle_one, over_members)
 
 LOOPS = ("scan", "host")
 

@@ -99,7 +99,7 @@ class MetricsLog:
         if not os.path.exists(self.path):
             return
         with open(self.path) as f:
-            lines = [l for l in f if l.strip()]
+            lines = [line for line in f if line.strip()]
         keep = []
         for line in lines:
             try:
@@ -149,12 +149,12 @@ class TensorBoardLog:
         epoch = row["epoch"]
         if np.isfinite(losses).any():
             self.writer.add_scalar("loss/mean_over_members", float(np.nanmean(losses)), epoch)
-        for index, loss in zip(row["members"], losses):
+        for index, loss in zip(row["members"], losses, strict=True):
             if np.isfinite(loss):
                 self.writer.add_scalar(f"loss/member_{index:03d}", float(loss), epoch)
         rates = row["learning_rate"]
         if isinstance(rates, list):   # a sweep's members have rates of their own
-            for index, rate in zip(row["members"], rates):
+            for index, rate in zip(row["members"], rates, strict=True):
                 self.writer.add_scalar(f"learning_rate/member_{index:03d}", rate, epoch)
         else:
             self.writer.add_scalar("learning_rate", rates, epoch)

@@ -19,14 +19,14 @@ back through `process_allgather`, so every process sees all members.
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import sys
+from typing import Any, Callable
 
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 MEMBER_AXIS = "members"
 
