@@ -161,18 +161,24 @@ def external_networks(paper: ml_collections.ConfigDict, extra_models=()) -> dict
     return out
 
 
-def external_experiment_config(paper: ml_collections.ConfigDict, experiment: str, spec: str
-                               ) -> ml_collections.ConfigDict:
-    """The config of your own network's experiment: the run's shared fields, the network's default options."""
-    from ecg_jax.configs import common
-
-    config = common.network_config(spec, None)
+def _take_shared_fields(config: ml_collections.ConfigDict, paper: ml_collections.ConfigDict,
+                        experiment: str) -> None:
+    """Every field the run shares (data, train, seeds, grid...) from the paper config, copied, into `config`."""
     for name in paper.keys():
         if name not in PAPER_ONLY_FIELDS:
             value = paper[name]
             config[name] = ml_collections.ConfigDict(value.to_dict()) \
                 if isinstance(value, ml_collections.ConfigDict) else value
     config.experiment = experiment
+
+
+def external_experiment_config(paper: ml_collections.ConfigDict, experiment: str, spec: str
+                               ) -> ml_collections.ConfigDict:
+    """The config of your own network's experiment: the run's shared fields, the network's default options."""
+    from ecg_jax.configs import common
+
+    config = common.network_config(spec, None)
+    _take_shared_fields(config, paper, experiment)
     return resolve_config(config)
 
 
@@ -185,12 +191,7 @@ def check_external_networks(paper: ml_collections.ConfigDict, networks: dict[str
 def experiment_config(paper: ml_collections.ConfigDict, experiment: str) -> ml_collections.ConfigDict:
     """The network's own config file for model/model_kwargs, the paper config for all shared fields."""
     config = _load_config_file(paper.experiments[experiment])
-    for name in paper.keys():
-        if name not in PAPER_ONLY_FIELDS:
-            value = paper[name]
-            config[name] = ml_collections.ConfigDict(value.to_dict()) \
-                if isinstance(value, ml_collections.ConfigDict) else value
-    config.experiment = experiment
+    _take_shared_fields(config, paper, experiment)
     # A grid of its own (configs/final.py:all: DANCE's variants at emb only).
     own_noise_types = paper.get("experiment_noise_types", {}).get(experiment)
     if own_noise_types:
