@@ -73,6 +73,8 @@ def fresh_config():
     f.emb_probability = 0.25        # windows with exactly bw + em + ma (else a random mixture)
     f.lowfreq_weight = 0.0          # extra weight on the error's moving average (baseline wander)
     f.lowfreq_window = 64
+    f.mains_probability = 0.0       # windows that also get 50/60 Hz mains with harmonics (0 = the shipped recipe)
+    f.dc_step_probability = 0.0     # windows that also get a DC offset plus one step (0 = the shipped recipe)
     f.noise_train_fraction = 0.8    # first 80% of each NSTDB record; the rest is benchmark noise
     f.val_records = ("105", "203", "223", "232")   # held out of the card's train records for model selection
     f.val_windows = 2048

@@ -18,6 +18,16 @@ batch anew, inside the jit-compiled step (no host work per step):
           leads together (noise.mix_at_snr, the protocol's rule);
   scale   clean and noise multiplied by one log-uniform factor in
           `amplitude_range`, as recordings differ in gain.
+  mains   optional (`mains_probability`, default 0: off): with that
+          probability a window's noise also gets a segment of a bank of
+          artificial 50 and 60 Hz mains interference with harmonics
+          (ecg_jax.data.mains; 50 or 60 at random), at a log-uniform
+          U(0.25, 4) times the RMS of its NSTDB noise, before the SNR scaling;
+  DC      optional (`dc_step_probability`, default 0): likewise a DC offset
+          plus one step at a random sample, per lead N(0, 1), scaled to
+          U(0.25, 1) times that RMS.
+          Both draw from keys folded out of the batch key, so with both at 0
+          every batch is bit for bit the recipe's batch without them.
 
 Normalisation is a pair of fixed per-lead constants (mean, std in mV of noisy
 training windows, from 64 drawn batches), stored in the weights like the
@@ -51,6 +61,7 @@ import numpy as np
 import optax
 
 from ecg_jax.cli import configure_jax
+from ecg_jax.data.mains import MAINS_FREQUENCIES, mains_noise
 from ecg_jax.data.noise import channel_stats, mix_at_snr, normalize
 from ecg_jax.data.records import load_mitdb, load_nstdb, missing_data_error, resolve_data_dir
 from ecg_jax.denoise.weights import SHIPPED_WEIGHTS as DEFAULT_WEIGHTS  # the file format, not the denoiser
@@ -61,11 +72,14 @@ from ecg_jax.normalization import apply_in_mv
 from ecg_jax.train.engine import MemberState, _all_finite, variables_of
 
 RAW_NOISE = ("bw", "em", "ma")
+MAINS_BANK_SECONDS = 120.0   # per mains frequency; a window takes a segment at a random offset
+FS = 360.0
 
 
 class Bank(NamedTuple):
     clean: jax.Array   # (R, T, C) whole clean records, mV
     noise: jax.Array   # (3, Tn, C) bw, em, ma: the training part of each NSTDB record
+    mains: jax.Array | None = None   # (2, Tm, C) 50 and 60 Hz mains, unit RMS; only when mains are drawn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +94,12 @@ class FreshSettings:
     emb_probability: float = 0.25
     lowfreq_weight: float = 0.0
     lowfreq_window: int = 64
+    mains_probability: float = 0.0
+    dc_step_probability: float = 0.0
+
+    @property
+    def artefacts(self) -> bool:
+        return self.mains_probability > 0 or self.dc_step_probability > 0
 
     @classmethod
     def from_config(cls, f) -> "FreshSettings":
@@ -88,7 +108,11 @@ class FreshSettings:
                 snr_db_range=tuple(float(v) for v in f.snr_db_range),
                 amplitude_range=tuple(float(v) for v in f.amplitude_range),
                 emb_probability=float(f.emb_probability), lowfreq_weight=float(f.lowfreq_weight),
-                lowfreq_window=int(f.lowfreq_window))
+                lowfreq_window=int(f.lowfreq_window),
+                mains_probability=float(f.get("mains_probability", 0.0)),
+                dc_step_probability=float(f.get("dc_step_probability", 0.0)))
+        if not (0 <= s.mains_probability <= 1 and 0 <= s.dc_step_probability <= 1):
+            raise ConfigError(f"fresh noise: mains_probability and dc_step_probability must lie in [0, 1]; got {s}")
         lo, hi = s.snr_db_range
         if not lo < hi or not 0 < s.amplitude_range[0] <= s.amplitude_range[1] or s.steps < 1:
             raise ConfigError(f"fresh noise: need snr_db_range lo < hi, 0 < amplitude lo <= hi, steps >= 1; got {s}")
@@ -124,6 +148,45 @@ def draw_noise(key: jax.Array, noise: jax.Array, batch: int, window: int, emb_pr
     return jnp.einsum("bk,bklc->blc", weights, segments)
 
 
+def mains_bank(seed: int, seconds: float = MAINS_BANK_SECONDS, channels: int = 2) -> np.ndarray:
+    """(2, n, channels) float32: 50 and 60 Hz mains interference (ecg_jax.data.mains), unit RMS, seeded."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * FS))
+    return np.stack([mains_noise(rng, n, FS, frequency=f, channels=channels) for f in MAINS_FREQUENCIES]
+                    ).astype(np.float32)
+
+
+def add_artefacts(key: jax.Array, noise: jax.Array, mains: jax.Array | None, s: FreshSettings) -> jax.Array:
+    """`noise` plus, per window, mains (probability `mains_probability`) and a DC step (`dc_step_probability`).
+
+    Each is scaled relative to the RMS of the window's NSTDB noise (mains log-uniform 0.25-4 times, DC
+    U(0.25, 1) times), so the SNR scaling that follows sets the total.
+    """
+    b, w, c = noise.shape
+    k_on, k_kind, k_off, k_gain, k_dc_on, k_level, k_step, k_pos, k_dc_gain = jax.random.split(key, 9)
+    rms = jnp.sqrt(jnp.mean(jnp.square(noise), axis=(1, 2), keepdims=True))
+    out = noise
+    if s.mains_probability > 0:
+        if mains is None:
+            raise ConfigError("fresh noise: mains_probability > 0 needs a bank with mains (load_bank(mains=True))")
+        kinds = jax.random.randint(k_kind, (b,), 0, mains.shape[0])
+        offsets = jax.random.randint(k_off, (b,), 0, mains.shape[1] - w + 1)
+        segment = _slices(mains, kinds, offsets, w)
+        gain = jnp.exp(jax.random.uniform(k_gain, (b, 1, 1), minval=np.log(0.25), maxval=np.log(4.0)))
+        on = jax.random.bernoulli(k_on, s.mains_probability, (b, 1, 1))
+        out = out + jnp.where(on, gain * rms * segment, 0.0)
+    if s.dc_step_probability > 0:
+        level = jax.random.normal(k_level, (b, 1, c))
+        step = jax.random.normal(k_step, (b, 1, c))
+        at = jax.random.randint(k_pos, (b, 1, 1), 0, w)
+        dc = level + step * (jnp.arange(w)[None, :, None] >= at)
+        dc = dc / jnp.sqrt(jnp.mean(jnp.square(dc), axis=(1, 2), keepdims=True) + 1e-12)
+        gain = jax.random.uniform(k_dc_gain, (b, 1, 1), minval=0.25, maxval=1.0)
+        on = jax.random.bernoulli(k_dc_on, s.dc_step_probability, (b, 1, 1))
+        out = out + jnp.where(on, gain * rms * dc, 0.0)
+    return out
+
+
 def draw_batch(key: jax.Array, bank: Bank, s: FreshSettings) -> tuple[jax.Array, jax.Array]:
     """(clean, noisy), each (batch, window, C) mV: fresh windows, noise, SNR and amplitude."""
     k_rec, k_off, k_noise, k_snr, k_amp = jax.random.split(key, 5)
@@ -132,6 +195,8 @@ def draw_batch(key: jax.Array, bank: Bank, s: FreshSettings) -> tuple[jax.Array,
     offsets = jax.random.randint(k_off, (b,), 0, bank.clean.shape[1] - w + 1)
     clean = _slices(bank.clean, records, offsets, w)
     noise = draw_noise(k_noise, bank.noise, b, w, s.emb_probability)
+    if s.artefacts:
+        noise = add_artefacts(jax.random.fold_in(key, 1), noise, bank.mains, s)
     snr = jax.random.uniform(k_snr, (b,), minval=s.snr_db_range[0], maxval=s.snr_db_range[1])
     noisy = mix_at_snr(clean, noise, snr)
     lo, hi = np.log(s.amplitude_range[0]), np.log(s.amplitude_range[1])
@@ -171,7 +236,8 @@ def make_step(model, s: FreshSettings, mean: jax.Array, std: jax.Array):
         updates, new_opt = tx.update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         ok = jnp.isfinite(loss) & _all_finite(new_params) & _all_finite(new_stats) & ~state.diverged
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        def keep(new, old):
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
         return MemberState(keep(new_params, state.params), keep(new_stats, state.batch_stats),
                            keep(new_opt, state.opt_state), rng, state.diverged | ~ok), loss
 
@@ -201,7 +267,8 @@ def make_validation(model, mean, std, batch: int = 256):
         for a in range(0, len(clean), batch):
             out = one(variables_of(params, batch_stats), noisy[a:a + batch])
             c, x = clean[a:a + batch], noisy[a:a + batch]
-            power = lambda e: jnp.sum(jnp.square(e), axis=(1, 2))
+            def power(e):
+                return jnp.sum(jnp.square(e), axis=(1, 2))
             gains.append(10 * jnp.log10(power(x - c) / power(out - c)))
         return float(jnp.mean(jnp.concatenate(gains)))
 
@@ -246,19 +313,21 @@ def _records_of(card: dict, config) -> tuple[list[str], list[str], list[str]]:
     return train, val, test
 
 
-def load_bank(data_dir: str, train: list[str], noise_fraction: float) -> tuple[Bank, dict]:
+def load_bank(data_dir: str, train: list[str], noise_fraction: float, mains: bool = False,
+              mains_seed: int = 0) -> tuple[Bank, dict]:
     mitdb = load_mitdb(data_dir, train, verify=False)
     nstdb = load_nstdb(data_dir, verify=False)
     t = min(len(v) for v in mitdb.values())
     tn = int(round(min(len(v) for v in nstdb.values()) * noise_fraction))
     clean = np.stack([mitdb[r][:t] for r in train]).astype(np.float32)
     noise = np.stack([nstdb[k][:tn] for k in RAW_NOISE]).astype(np.float32)
-    return Bank(jnp.asarray(clean), jnp.asarray(noise)), {"record_samples": t, "noise_samples": tn}
+    bank_mains = jnp.asarray(mains_bank(mains_seed, channels=clean.shape[-1])) if mains else None
+    return Bank(jnp.asarray(clean), jnp.asarray(noise), bank_mains), {"record_samples": t, "noise_samples": tn}
 
 
 def validation_set(data_dir: str, val: list[str], noise_fraction: float, s: FreshSettings, n: int, seed: int):
     """(clean, noisy) numpy arrays: `n` windows of the validation records, drawn with a fixed key."""
-    bank, _ = load_bank(data_dir, val, noise_fraction)
+    bank, _ = load_bank(data_dir, val, noise_fraction, mains=s.mains_probability > 0, mains_seed=1)
     vs = dataclasses.replace(s, batch_size=n)
     clean, noisy = jax.jit(lambda k: draw_batch(k, bank, vs))(jax.random.key(seed + 7))
     return np.asarray(clean), np.asarray(noisy)
@@ -279,7 +348,8 @@ def train(config, workdir: str, log=_log) -> dict:
     train_records, val_records, test_records = _records_of(card, config)
     os.makedirs(workdir, exist_ok=True)
     tic = time.perf_counter()
-    bank, sizes = load_bank(data_dir, train_records, float(f.noise_train_fraction))
+    bank, sizes = load_bank(data_dir, train_records, float(f.noise_train_fraction),
+                            mains=s.mains_probability > 0, mains_seed=0)
     val_clean, val_noisy = validation_set(data_dir, val_records, float(f.noise_train_fraction), s,
                                           int(f.val_windows), int(config.seed_offset))
     log(f"data: {len(train_records)} train records, {len(val_records)} validation records "
@@ -342,7 +412,8 @@ def train(config, workdir: str, log=_log) -> dict:
         if val > best:
             best, best_step = val, done
             write("best.npz", state, {"selected": {"step": done, "val_gain_db": val, "seconds": round(elapsed, 1)}})
-    write("last.npz", state, {"selected": {"step": total, "val_gain_db": history[-1]["val_gain_db"] if history else val0}})
+    write("last.npz", state,
+          {"selected": {"step": total, "val_gain_db": history[-1]["val_gain_db"] if history else val0}})
     return {"best_step": best_step, "best_val_gain_db": best, "seconds": time.perf_counter() - started,
             "history": history}
 
