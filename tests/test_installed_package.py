@@ -83,7 +83,8 @@ def test_every_command_shows_its_own_flags(tmp_path):
                 "prepare": "--export", "baselines": "--config", "denoise": "--fs", "export": "--score_members",
                 "summary": "--repeats", "download": "--timeout", "benchmark": "--loops",
                 "benchmark-data": "--config", "benchmark-layouts": "--layouts", "benchmark-denoise": "--per_record",
-                "benchmark-memory": "--sizes", "export-programs": "--skip_unavailable"}
+                "benchmark-memory": "--sizes", "benchmark-sweep": "--rates",
+                "export-programs": "--skip_unavailable"}
     assert set(own_flag) == set(COMMANDS)
     procs = {name: subprocess.Popen(FRONT_DOOR + [name, "--help"], cwd=tmp_path, env=BASE_ENV, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in COMMANDS}
