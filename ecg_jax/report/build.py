@@ -43,11 +43,11 @@ def build_tables(rows: list[dict], epoch: int | None = None,
             tables += final.build_final_tables(chosen, split, source, epoch, missing)
         if group:
             tables += _protocol_tables(group, split, source, epoch)
-    note = sweep_note(select_rows(rows, epoch))
+    chosen = select_rows(rows, epoch)
+    note = sweep_note(chosen)
     for table in tables:
         add_provenance_footnotes(table)
-        if note and any(r.get("sweep_chosen") for r in select_rows(rows, epoch)
-                        if r["method"] in {row.method for row in table.rows}):
+        if note and any(r.get("sweep_chosen") for r in chosen if r["method"] in {row.method for row in table.rows}):
             table.caption = f"{table.caption} {note}".strip()
     if published is not None:
         for table in tables:

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from ecg_jax.data.noise import normalize
+from ecg_jax.sweep_points import sweep_points
 from ecg_jax.train.device_data import Hyper, MemberConsts, SplitArrays, mix_member_noise
 from ecg_jax.train.precision import DEFAULT_INPUT_ROUNDING, DEFAULT_PRECISION
 
@@ -106,9 +107,8 @@ def make_optimizer(s: TrainSettings) -> optax.GradientTransformation:
 
 def uses_weight_decay(config) -> bool:
     """Does any member of `config` decay weights (the config's own value, or a point of its sweep)?"""
-    t = config.train
-    swept = config.get("sweep", {}).get("train", {}).get("weight_decay", "") if "sweep" in config else ""
-    return float(t.get("weight_decay", 0.0)) != 0.0 or any(float(v) != 0.0 for v in str(swept).split(",") if v)
+    return any(float(point.get("weight_decay", config.train.get("weight_decay", 0.0))) != 0.0
+               for point in sweep_points(config))
 
 
 def hyper_of(values: dict, steps_per_epoch: int) -> Hyper:
@@ -126,11 +126,13 @@ def hyper_of(values: dict, steps_per_epoch: int) -> Hyper:
                  b2=f32(b2), one_minus_b2=f32(1 - b2), eps=f32(values.get("adam_eps", 1e-8)))
 
 
-def settings_hyper(s: TrainSettings) -> Hyper:
-    """The config's own `Hyper` (every member of a run without a sweep has it)."""
+def settings_hyper(s: TrainSettings, overrides: dict | None = None) -> Hyper:
+    """The config's own `Hyper` (every member of a run without a sweep has it), or with a sweep point's
+    `overrides` of its values."""
     return hyper_of({"learning_rate": s.learning_rate, "lr_decay_epoch": s.lr_decay_epoch,
                      "lr_decay_factor": s.lr_decay_factor, "weight_decay": s.weight_decay,
-                     "adam_b1": s.adam_b1, "adam_b2": s.adam_b2, "adam_eps": s.adam_eps}, s.steps_per_epoch)
+                     "adam_b1": s.adam_b1, "adam_b2": s.adam_b2, "adam_eps": s.adam_eps, **(overrides or {})},
+                    s.steps_per_epoch)
 
 
 def learning_rate_at(h: Hyper, count):

@@ -22,7 +22,7 @@ from ecg_jax.errors import CheckpointError
 from ecg_jax.models import create_model, display_name_of, is_builtin, method_id_of
 from ecg_jax.train import checkpoints, sharding
 from ecg_jax.train.device_data import MemberConsts, member_consts, segment_keys
-from ecg_jax.train.engine import Hyper, MemberState, TrainSettings, hyper_of, make_init_one
+from ecg_jax.train.engine import Hyper, MemberState, TrainSettings, make_init_one, settings_hyper
 from ecg_jax.train.members import Member, chunk_members, members_of
 
 # `loop="auto"` is the scanned epoch on every backend: one dispatch per epoch.
@@ -36,9 +36,6 @@ AUTO_LOOP = "scan"
 # plain ones (BENCHMARKS.md, "members per device on CPU"), so each CPU device
 # trains one member at a time and the chunks run one after another.
 CPU_MEMBERS_PER_DEVICE = 1
-# The train fields a member's optimizer reads (engine.hyper_of); a sweep point overrides some of them.
-HYPER_FIELDS = ("learning_rate", "lr_decay_epoch", "lr_decay_factor", "weight_decay", "adam_b1", "adam_b2",
-                "adam_eps")
 # Fraction of a device's memory a program may plan to use.
 MEMORY_FRACTION = 0.8
 
@@ -144,9 +141,7 @@ class Experiment:
 
     def member_hyper(self, member: Member) -> Hyper:
         """A member's optimizer hyperparameters: the config's train values, its sweep point's over them."""
-        t = self.config.train
-        values = {name: t.get(name) for name in HYPER_FIELDS if name in t}
-        return hyper_of({**values, **member.overrides}, self.settings.steps_per_epoch)
+        return settings_hyper(self.settings, member.overrides)
 
     def chunk_consts(self, prepared, chunk: Sequence[Member]) -> MemberConsts:
         consts = member_consts(prepared, chunk, self.segment_keys(prepared), [self.member_hyper(m) for m in chunk])
