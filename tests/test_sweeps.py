@@ -300,6 +300,10 @@ def test_a_sweep_member_equals_the_same_rate_trained_alone_and_the_tables_show_t
     assert p.returncode == 0, p.stderr[-3000:]
     assert "## Hyperparameter sweep" in p.stdout and "✓" in p.stdout
     assert (tmp_path / "t" / "sweep.md").exists() and (tmp_path / "t" / "sweep_learning_rate.png").exists()
+    # as the issue types it, without --out: the tables go beside the results, into W/tables
+    p = _cli("tables", "--results", str(sweep), cwd=tmp_path)
+    assert p.returncode == 0 and "## Hyperparameter sweep" in p.stdout, p.stderr[-3000:]
+    assert (sweep / "tables" / "sweep.md").exists()
 
 
 @pytest.mark.slow

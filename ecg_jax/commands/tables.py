@@ -43,7 +43,8 @@ from ecg_jax.workdir import check_output_folder
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("results", [], "results.jsonl files or directories (comma-separated or repeated)")
-flags.DEFINE_string("out", "", "output directory for tables and figures")
+flags.DEFINE_string("out", "", "output directory for tables and figures (default: a `tables` folder beside the "
+                    "first --results)")
 flags.DEFINE_integer("epoch", None, "use the network rows scored at this epoch (default: each run's final epoch)")
 flags.DEFINE_enum("compare", None, ["published"], "add published numbers and our differences to the tables")
 flags.DEFINE_string("published", report.DEFAULT_PUBLISHED, "published.json for --compare published")
@@ -55,8 +56,9 @@ def main(argv: list[str]) -> None:
     paths = [str(p) for p in as_list(FLAGS.results)]
     if not paths:
         raise ConfigError("--results is required (results.jsonl files or directories)")
-    if not FLAGS.out:
-        raise ConfigError("--out is required (output directory)")
+    if not FLAGS.out:   # beside the first results: a workdir's tables go into W/tables
+        first = paths[0]
+        FLAGS.out = os.path.join(first if os.path.isdir(first) else os.path.dirname(os.path.abspath(first)), "tables")
     if FLAGS.epoch is not None and FLAGS.epoch < 0:
         raise ConfigError(f"--epoch must be a number of finished epochs (>= 0), got {FLAGS.epoch}")
     check_output_folder(FLAGS.out, "--out")
