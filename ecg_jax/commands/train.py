@@ -57,11 +57,12 @@ def main(argv):
             raise ConfigError(f"no --config given and no {saved} to resume from; "
                               "pass --config <network> (e.g. unet) or --config configs/<network>.py")
         config = load_config_json(saved)
-        try:
-            check_trainable(resolve_config(config))
-        except ConfigError as e:
-            raise ConfigError(f"{saved}: {e}") from None
-    elif "fresh" in config:
+        if "fresh" not in config:
+            try:
+                check_trainable(resolve_config(config))
+            except ConfigError as e:
+                raise ConfigError(f"{saved}: {e}") from None
+    if "fresh" in config:
         # The shipped denoiser's recipe (configs/denoiser.py:fresh): noise drawn anew
         # for every batch inside the compiled step; writes weights with their card.
         from ecg_jax.train import fresh_noise
@@ -69,7 +70,7 @@ def main(argv):
         result = fresh_noise.train(config, _WORKDIR.value)
         print(json.dumps({k: v for k, v in result.items() if k != "history"}))
         return
-    else:
+    if _CONFIG.value is not None:
         # --config.model=OTHER: the file's options that OTHER has no field for are left out, said on stderr
         config, note = adopt_model_options(config, flags.FLAGS[_CONFIG.name].override_values)
         if note and jax.process_index() == 0:

@@ -60,16 +60,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ecg_jax import interrupts
+from ecg_jax.atomic import save_npz_atomic, write_text_atomic
 from ecg_jax.cli import configure_jax
+from ecg_jax.config_utils import config_differences, config_to_json, read_json_file, save_config
 from ecg_jax.data.mains import MAINS_FREQUENCIES, mains_noise
 from ecg_jax.data.noise import channel_stats, mix_at_snr, normalize
 from ecg_jax.data.records import load_mitdb, load_nstdb, missing_data_error, resolve_data_dir
 from ecg_jax.denoise.weights import SHIPPED_WEIGHTS as DEFAULT_WEIGHTS  # the file format, not the denoiser
 from ecg_jax.denoise.weights import load_weights, read_meta, save_weights, stack_variables
-from ecg_jax.errors import ConfigError, EcgJaxError
+from ecg_jax.errors import ConfigError, DataError, EcgJaxError
 from ecg_jax.models import create_model
 from ecg_jax.normalization import apply_in_mv
 from ecg_jax.train.engine import MemberState, _all_finite, variables_of
+from ecg_jax.workdir import claimed
 
 RAW_NOISE = ("bw", "em", "ma")
 MAINS_BANK_SECONDS = 120.0   # per mains frequency; a window takes a segment at a random offset
@@ -337,8 +341,81 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
+CHECKPOINT = "checkpoint.npz"   # the state after the last evaluation, with the loop's progress
+CONFIG = "config.json"
+
+
+def state_arrays(state: MemberState) -> dict[str, np.ndarray]:
+    """The state as named numpy arrays (leaf i as "leaf_i"; the PRNG key as its raw data)."""
+    leaves = jax.tree_util.tree_leaves(state._replace(rng=jax.random.key_data(state.rng)))
+    return {f"leaf_{i}": np.asarray(jax.device_get(x)) for i, x in enumerate(leaves)}
+
+
+def state_from_arrays(template: MemberState, arrays, path: str) -> MemberState:
+    """`state_arrays`' inverse, shaped by `template` (a freshly initialised state of the same run)."""
+    plain = template._replace(rng=jax.random.key_data(template.rng))
+    leaves, treedef = jax.tree_util.tree_flatten(plain)
+    saved = [k for k in arrays.files if k.startswith("leaf_")]
+    if len(saved) != len(leaves):
+        raise DataError(f"{path} holds {len(saved)} arrays, this run's state has {len(leaves)}; "
+                        "it belongs to another network or recipe: use another --workdir")
+    restored = []
+    for i, leaf in enumerate(leaves):
+        a = arrays[f"leaf_{i}"]
+        if a.shape != leaf.shape or a.dtype != leaf.dtype:
+            raise DataError(f"{path}: array {i} is {a.dtype}{list(a.shape)}, this run expects "
+                            f"{leaf.dtype}{list(leaf.shape)}; use another --workdir")
+        restored.append(jnp.asarray(a))
+    state = jax.tree_util.tree_unflatten(treedef, restored)
+    return state._replace(rng=jax.random.wrap_key_data(state.rng))
+
+
+def save_checkpoint(workdir: str, state: MemberState, progress: dict) -> None:
+    save_npz_atomic(os.path.join(workdir, CHECKPOINT),
+                    {**state_arrays(state), "progress": np.asarray(json.dumps(progress))})
+
+
+def load_checkpoint(workdir: str, template: MemberState) -> tuple[MemberState, dict] | tuple[None, None]:
+    path = os.path.join(workdir, CHECKPOINT)
+    if not os.path.exists(path):
+        return None, None
+    try:
+        with np.load(path) as arrays:
+            progress = json.loads(str(arrays["progress"]))
+            state = state_from_arrays(template, arrays, path)
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DataError(f"{path} is damaged ({type(e).__name__}); move it away to train again from step 0, "
+                        "or restore it from a backup") from None
+    return state, progress
+
+
+def claim_config(config, workdir: str) -> None:
+    """Save the config beside the checkpoints on the first start; on a resume it must be the saved one.
+
+    Every field counts: the cosine schedule spans `fresh.steps`, and the noise,
+    the records and the network all shape the state being continued.
+    """
+    path = os.path.join(workdir, CONFIG)
+    if not os.path.exists(path):
+        save_config(config, path)
+        return
+    saved = read_json_file(path)
+    differences = config_differences(saved, json.loads(config_to_json(config)))
+    if differences:
+        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in differences[:4])
+        raise ConfigError(f"{workdir} holds a fresh-noise run of another config ({shown}); resume it with "
+                          f"`ecg-jax train --workdir {workdir}` or start a new --workdir")
+
+
 def train(config, workdir: str, log=_log) -> dict:
-    """Run the recipe of `config.fresh`; write best.npz / last.npz with model cards into `workdir`."""
+    """Run the recipe of `config.fresh`; write best.npz / last.npz with model cards into `workdir`.
+
+    After every evaluation the whole state (parameters, BatchNorm statistics,
+    Adam moments, PRNG key) and the loop's progress go to `checkpoint.npz`
+    (atomically, after best.npz and log.jsonl), so a run stopped in any way,
+    kill -9 included, goes on from there with the same config
+    (`ecg-jax train --workdir W`) to the same bits as one that never stopped.
+    """
     f = config.fresh
     s = FreshSettings.from_config(f)
     data_dir = resolve_data_dir(config.data.data_dir)
@@ -347,6 +424,14 @@ def train(config, workdir: str, log=_log) -> dict:
     card = read_meta(DEFAULT_WEIGHTS)
     train_records, val_records, test_records = _records_of(card, config)
     os.makedirs(workdir, exist_ok=True)
+    with claimed(workdir), interrupts.resume_hint(f"rerun `ecg-jax train --workdir {workdir}` to resume"):
+        claim_config(config, workdir)
+        return _train_claimed(config, workdir, s, data_dir, (train_records, val_records, test_records), log)
+
+
+def _train_claimed(config, workdir, s: FreshSettings, data_dir, records, log) -> dict:
+    f = config.fresh
+    train_records, val_records, test_records = records
     tic = time.perf_counter()
     bank, sizes = load_bank(data_dir, train_records, float(f.noise_train_fraction),
                             mains=s.mains_probability > 0, mains_seed=0)
@@ -367,8 +452,16 @@ def train(config, workdir: str, log=_log) -> dict:
     else:
         model = create_model(config.model, **dict(config.model_kwargs))
         mean, std = norm_stats(bank, s, int(config.seed_offset))
-    mean_j, std_j = jnp.asarray(mean), jnp.asarray(std)
     state = init_state(model, s, int(config.seed_offset), init_variables)
+    restored, progress = load_checkpoint(workdir, state)
+    if restored is not None:
+        state = restored
+        mean, std = np.asarray(progress["norm_mean"], np.float32), np.asarray(progress["norm_std"], np.float32)
+        log(f"resuming from {os.path.join(workdir, CHECKPOINT)} at step {progress['step']}")
+    else:
+        progress = {"step": 0, "best_val_gain_db": None, "best_step": 0, "history": [], "seconds": 0.0,
+                    "norm_mean": np.asarray(mean).tolist(), "norm_std": np.asarray(std).tolist()}
+    mean_j, std_j = jnp.asarray(mean), jnp.asarray(std)
     chunk = int(f.eval_every)
     run = make_steps(model, s, mean_j, std_j, chunk)
     score = make_validation(model, mean_j, std_j)
@@ -393,12 +486,16 @@ def train(config, workdir: str, log=_log) -> dict:
         save_weights(os.path.join(workdir, name), stack_variables([variables]), mean[None], std[None], meta,
                      overwrite=True)
 
-    best, best_step, history = -np.inf, 0, []
     total = (s.steps // chunk) * chunk
-    started = time.perf_counter()
-    val0 = score(state.params, state.batch_stats, val_clean, val_noisy)
-    log(f"step 0: validation gain {val0:.2f} dB")
-    for done in range(chunk, total + 1, chunk):
+    history = progress["history"]
+    best = -np.inf if progress["best_val_gain_db"] is None else progress["best_val_gain_db"]
+    started = time.perf_counter() - progress["seconds"]
+    if progress["step"] == 0:
+        val0 = score(state.params, state.batch_stats, val_clean, val_noisy)
+        log(f"step 0: validation gain {val0:.2f} dB")
+        progress["val0"] = val0
+    for done in range(progress["step"] + chunk, total + 1, chunk):
+        interrupts.note_progress(f"after step {done - chunk} of {total} (its checkpoint)")
         state, losses = run(state, bank)
         losses = np.asarray(losses)
         val = score(state.params, state.batch_stats, val_clean, val_noisy)
@@ -406,15 +503,17 @@ def train(config, workdir: str, log=_log) -> dict:
         row = {"step": done, "loss": float(np.mean(losses)), "val_gain_db": val, "seconds": round(elapsed, 1),
                "diverged": bool(state.diverged)}
         history.append(row)
-        with open(os.path.join(workdir, "log.jsonl"), "a") as fh:
-            fh.write(json.dumps(row) + "\n")
         log(f"step {done}/{total}: loss {row['loss']:.4f}, validation gain {val:.2f} dB ({elapsed:.0f}s)")
-        if val > best:
-            best, best_step = val, done
+        if val > best:   # best.npz first: a stop before the checkpoint repeats this chunk to the same bits
+            best = val
+            progress.update(best_val_gain_db=val, best_step=done)
             write("best.npz", state, {"selected": {"step": done, "val_gain_db": val, "seconds": round(elapsed, 1)}})
-    write("last.npz", state,
-          {"selected": {"step": total, "val_gain_db": history[-1]["val_gain_db"] if history else val0}})
-    return {"best_step": best_step, "best_val_gain_db": best, "seconds": time.perf_counter() - started,
+        write_text_atomic(os.path.join(workdir, "log.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
+        progress.update(step=done, seconds=elapsed)
+        save_checkpoint(workdir, state, progress)
+    last_val = history[-1]["val_gain_db"] if history else progress.get("val0")
+    write("last.npz", state, {"selected": {"step": total, "val_gain_db": last_val}})
+    return {"best_step": progress["best_step"], "best_val_gain_db": best, "seconds": time.perf_counter() - started,
             "history": history}
 
 
